@@ -1,0 +1,64 @@
+"""The ``volley`` command line: parses arguments and calls into the engine.
+
+Each subcommand lives in its own module exposing ``configure(parser)`` and
+``main(args) -> int``; this file only wires them. Exit codes follow
+../shared/docs/interface.md: 0 success, 2 bad usage or bad input, 1 other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("engine.commands.run", "run the engine"),
+    "enqueue": ("engine.commands.enqueue", "add a batch of messages to the queue"),
+    "status": ("engine.commands.status", "counts by state and batch, binds, windows"),
+    "numbers": ("engine.commands.numbers", "dead numbers and the stop list"),
+    "segment": ("engine.commands.segment", "segment a customer base into batches"),
+    "tui": ("engine.commands.tui", "the operators' terminal UI"),
+    "smsc": ("engine.commands.smsc", "the SMSC simulator"),
+    "bench": ("engine.commands.bench", "the benchmarks (see bench/README.md)"),
+    "demo": ("engine.commands.demo", "the demo that `make demo` runs"),
+}
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: exit 2 with the message on stderr."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="volley", description="Volley: a high-throughput SMPP 3.4 sending engine."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text, description=mod.__doc__)
+        p.add_argument(
+            "--config", default="engine.toml", metavar="PATH", help="engine.toml to use"
+        )
+        mod.configure(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from engine.config import ConfigError
+
+    try:
+        return int(args._module.main(args) or 0)
+    except (UsageError, ConfigError) as exc:
+        print(f"volley {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""volley enqueue: not implemented yet (see issue 4)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def main(args: argparse.Namespace) -> int:
+    print("volley enqueue: not implemented yet (issue 4)", file=sys.stderr)
+    return 1

@@ -1,0 +1,15 @@
+"""volley numbers: not implemented yet (see issue 6)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def main(args: argparse.Namespace) -> int:
+    print("volley numbers: not implemented yet (issue 6)", file=sys.stderr)
+    return 1

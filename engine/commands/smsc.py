@@ -1,0 +1,15 @@
+"""volley smsc: not implemented yet (see issue 3)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def main(args: argparse.Namespace) -> int:
+    print("volley smsc: not implemented yet (issue 3)", file=sys.stderr)
+    return 1

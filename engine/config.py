@@ -1,0 +1,234 @@
+"""engine.toml: the typed configuration, validated at load with msgspec.
+
+Every section is a frozen Struct that forbids unknown keys, so a typo is an
+error naming the key. msgspec's JSON-path errors are rewritten into TOML words
+with the file name (``engine.toml: operators[0].window: expected an integer >= 1``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+PosInt = Annotated[int, Meta(ge=1)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
+Duration = Annotated[str, Meta(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$")]
+HoursRange = Annotated[str, Meta(pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class StoreConfig(Base):
+    path: str = "var/volley.lmdb"
+    on_crash_inflight: Literal["resend", "hold"] = "resend"
+    map_size_mb: PosInt = 256
+    max_map_size_mb: PosInt = 65536
+    retention: Duration = "30d"
+    sync: bool = True
+
+
+class ControlConfig(Base):
+    socket: str = "var/volley.sock"
+
+
+class DefaultsConfig(Base):
+    sender: str = "Volley"
+    region: str = "RU"
+    timezone: str = "Europe/Moscow"
+    receipt_timeout: Duration = "48h"
+    max_parts: Annotated[int, Meta(ge=1, le=255)] = 6
+    zone_table: str = ""
+
+
+class SourceRule(Base):
+    """How to set source_addr TON/NPI for a sender of a given shape."""
+
+    kind: Literal["alphanumeric", "shortcode", "international", "national"]
+    ton: NonNegInt
+    npi: NonNegInt
+
+
+class OperatorConfig(Base):
+    name: str
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 2775
+    system_id: str = "volley"
+    password: str = ""
+    password_env: str = ""
+    system_type: str = ""
+    tls: bool = False
+    bind: Literal["transceiver", "transmitter"] = "transceiver"
+    binds: PosInt = 1
+    window: PosInt = 64
+    tps: Annotated[float, Meta(gt=0)] = 100.0
+    prefixes: list[str] = []
+    failover: list[str] = []
+    address_range: str = ""
+    source_rules: list[SourceRule] = []
+    data_coding: Literal["auto", "gsm", "latin1", "ucs2", "ia5"] = "auto"
+    gsm_data_coding: NonNegInt = 0
+    concatenation: Literal["udh8", "udh16", "sar", "payload"] = "udh8"
+    receipt_id_form: Literal["auto", "hex", "decimal"] = "auto"
+    registered_delivery: bool = True
+    connect_timeout: Duration = "10s"
+    response_timeout: Duration = "30s"
+    enquire_link_interval: Duration = "30s"
+    reconnect_min: Duration = "1s"
+    reconnect_max: Duration = "60s"
+    max_retries: NonNegInt = 5
+    paused: bool = False
+
+
+class WindowConfig(Base):
+    days: list[Weekday] = msgspec.field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    )
+    hours: HoursRange | list[HoursRange] = "00:00-24:00"
+    closed_dates: list[str] = []
+    open_dates: list[str] = []
+    zone: str = "recipient"
+    prefixes: list[str] = []
+
+
+class CapConfig(Base):
+    max: PosInt
+    period: Duration
+
+
+class PruneConfig(Base):
+    after_failures: PosInt = 2
+    soft_failures: PosInt = 5
+    soft_span: Duration = "7d"
+    prune_ttl: Duration = "180d"
+    history: PosInt = 10
+
+
+class StopConfig(Base):
+    keywords: list[str] = msgspec.field(
+        default_factory=lambda: ["STOP", "СТОП", "ОТПИСАТЬСЯ", "UNSUBSCRIBE"]
+    )
+    transactional_exempt: bool = False
+
+
+class Config(Base):
+    store: StoreConfig = StoreConfig()
+    control: ControlConfig = ControlConfig()
+    defaults: DefaultsConfig = DefaultsConfig()
+    operators: list[OperatorConfig] = []
+    windows: dict[str, WindowConfig] = {}
+    caps: dict[str, list[CapConfig] | CapConfig] = {}
+    prune: PruneConfig = PruneConfig()
+    stop: StopConfig = StopConfig()
+    base_dir: str = ""
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path)
+        return p if p.is_absolute() or not self.base_dir else Path(self.base_dir) / p
+
+
+class ConfigError(Exception):
+    """An invalid engine.toml; the message names the file and the key."""
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0, "": 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def seconds(duration: str) -> float:
+    """'48h' -> 172800.0; a bare number is seconds."""
+    m = _DURATION.match(duration)
+    if not m:
+        raise ValueError(f"not a duration: {duration!r} (expected e.g. 30s, 5m, 48h, 7d)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+_PATH = re.compile(r" - at `\$(.*)`$")
+
+
+def _toml_words(message: str) -> str:
+    """Rewrite msgspec's JSON words into TOML ones, key path first."""
+    m = _PATH.search(message)
+    key = ""
+    if m:
+        key = m.group(1).lstrip(".")
+        message = message[: m.start()]
+    message = (
+        message.replace("`object`", "a table")
+        .replace("`array`", "a list")
+        .replace("`str`", "a string")
+        .replace("`int`", "an integer")
+        .replace("`float`", "a number")
+        .replace("`bool`", "true or false")
+    )
+    if message.startswith("Object contains unknown field "):
+        field = message.removeprefix("Object contains unknown field ").strip("`")
+        where = f"{key}." if key else ""
+        return f"{where}{field}: unknown key"
+    if message.startswith("Object missing required field "):
+        field = message.removeprefix("Object missing required field ").strip("`")
+        where = f"{key}." if key else ""
+        return f"{where}{field}: required key missing"
+    if "matching regex" in message and "(ms|s|m|h|d)" in message:
+        message = "expected a duration such as 500ms, 30s, 5m, 48h or 7d"
+    elif "matching regex" in message and "{1,2}:" in message:
+        message = "expected hours as HH:MM-HH:MM, e.g. 10:00-18:00"
+    return f"{key or '(top level)'}: {message[0].lower()}{message[1:]}"
+
+
+def _check_semantics(cfg: Config) -> None:
+    names = [op.name for op in cfg.operators]
+    for i, op in enumerate(cfg.operators):
+        if names.count(op.name) > 1:
+            raise ConfigError(f"operators[{i}].name: duplicate operator name {op.name!r}")
+        for j, other in enumerate(op.failover):
+            if other not in names:
+                raise ConfigError(
+                    f"operators[{i}].failover[{j}]: no operator named {other!r} "
+                    f"(expected one of {names})"
+                )
+    for i, op in enumerate(cfg.operators):
+        for key in ("connect_timeout", "response_timeout", "enquire_link_interval"):
+            seconds(getattr(op, key))
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(cfg.defaults.timezone)
+    except Exception as exc:
+        raise ConfigError(
+            f"defaults.timezone: unknown time zone {cfg.defaults.timezone!r} "
+            "(expected an IANA name such as Europe/Moscow)"
+        ) from exc
+
+
+def parse(data: bytes | str, *, source: str = "engine.toml", base_dir: str = "") -> Config:
+    """Decode and validate a config document; errors name the source and key."""
+    try:
+        cfg = msgspec.toml.decode(data, type=Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_toml_words(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        _check_semantics(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return msgspec.structs.replace(cfg, base_dir=base_dir)
+
+
+def load(path: str | Path = "engine.toml") -> Config:
+    """Load engine.toml; a missing file gives the embedded defaults."""
+    p = Path(path)
+    if not p.exists():
+        if str(path) == "engine.toml":
+            return parse(b"", source=str(p))
+        raise ConfigError(f"{p}: no such file")
+    return parse(p.read_bytes(), source=str(p), base_dir=str(p.resolve().parent))
