@@ -38,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_text, description=mod.__doc__)
-        p.add_argument(
-            "--config", default="engine.toml", metavar="PATH", help="engine.toml to use"
-        )
+        p.add_argument("--config", default="engine.toml", metavar="PATH", help="engine.toml to use")
         mod.configure(p)
         p.set_defaults(_module=mod)
     return parser

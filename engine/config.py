@@ -195,9 +195,6 @@ def _check_semantics(cfg: Config) -> None:
                     f"operators[{i}].failover[{j}]: no operator named {other!r} "
                     f"(expected one of {names})"
                 )
-    for i, op in enumerate(cfg.operators):
-        for key in ("connect_timeout", "response_timeout", "enquire_link_interval"):
-            seconds(getattr(op, key))
     try:
         from zoneinfo import ZoneInfo
 

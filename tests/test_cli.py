@@ -1,15 +1,16 @@
 import subprocess
 import sys
 
+import pytest
+
 from engine import cli
 
 
 def test_every_command_has_help(capsys):
     for name in cli.COMMANDS:
-        try:
+        with pytest.raises(SystemExit) as exc:
             cli.main([name, "--help"])
-        except SystemExit as exc:
-            assert exc.code == 0
+        assert exc.value.code == 0
         assert "--config" in capsys.readouterr().out
 
 

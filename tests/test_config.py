@@ -41,7 +41,8 @@ def test_shipped_engine_toml_is_valid():
 
 
 @pytest.mark.parametrize(
-    ("text", "secs"), [("48h", 172800.0), ("30s", 30.0), ("500ms", 0.5), ("7d", 604800.0), ("5", 5.0)]
+    ("text", "secs"),
+    [("48h", 172800.0), ("30s", 30.0), ("500ms", 0.5), ("7d", 604800.0), ("5", 5.0)],
 )
 def test_durations(text, secs):
     assert config.seconds(text) == secs
