@@ -1,0 +1,321 @@
+"""The sans-IO SMPP session: bytes in, events out; PDUs in, bytes out.
+
+Shaped like h2: ``receive_data(data) -> list[Event]``, ``send(pdu)``,
+``data_to_send()``. The session owns sequence numbers, the bind state, the
+table of outstanding requests and its window. It answers enquire_link itself
+(even with a full window) and unbind, nacks what it cannot parse, and refuses
+PDUs that are illegal in the current state. It never reads a clock: a caller's
+timeout calls :meth:`Session.expire`.
+
+Which PDU may go which way in which state is a lookup table, as in h11's
+``_state.py``; a missing entry is a LocalProtocolError for our own sends and an
+ESME_RINVBNDSTS answer for the peer's.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from engine.smpp import codec
+from engine.smpp import constants as c
+from engine.smpp import pdu as p
+from engine.smpp.errors import LocalProtocolError, RemoteProtocolError
+
+
+class Role(enum.Enum):
+    ESME = "esme"
+    SMSC = "smsc"
+
+
+class State(enum.Enum):
+    OPEN = "open"
+    BINDING = "binding"
+    BOUND_TX = "bound_tx"
+    BOUND_RX = "bound_rx"
+    BOUND_TRX = "bound_trx"
+    UNBINDING = "unbinding"
+    CLOSED = "closed"
+
+
+# -- events ------------------------------------------------------------------
+
+
+class Event(msgspec.Struct, frozen=True, gc=False):
+    pass
+
+
+class RequestReceived(Event, frozen=True, gc=False):
+    """A request the caller must handle and answer (``Session.respond``)."""
+
+    pdu: p.Pdu
+
+
+class ResponseReceived(Event, frozen=True, gc=False):
+    """A response (or a generic_nack) matched to our pending request."""
+
+    request: p.Pdu
+    response: p.Pdu
+
+
+class Bound(Event, frozen=True):
+    system_id: str
+    state: State
+
+
+class BindFailed(Event, frozen=True):
+    status: int
+
+
+class UnbindRequested(Event, frozen=True):
+    pass
+
+
+class Closed(Event, frozen=True):
+    pass
+
+
+class ProtocolViolation(Event, frozen=True):
+    """The peer sent something malformed or illegal; the answer is already queued."""
+
+    error: RemoteProtocolError
+
+
+class UnmatchedResponse(Event, frozen=True):
+    """A response nobody waits for (late, duplicated, or after expire())."""
+
+    pdu: p.Pdu
+
+
+# -- the tables --------------------------------------------------------------
+
+_BOUND = (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
+_BIND_STATE = {
+    p.BindTransmitter: State.BOUND_TX,
+    p.BindReceiver: State.BOUND_RX,
+    p.BindTransceiver: State.BOUND_TRX,
+}
+_BIND_RESPS = (p.BindTransmitterResp, p.BindReceiverResp, p.BindTransceiverResp)
+_KEEP = None  # the state does not change
+
+# What each side of the session may originate (requests), per state.
+_TX_ORIGINATED = (p.SubmitSm, p.DataSm, p.QuerySm)
+_RX_ORIGINATED = (p.DeliverSm, p.DataSm, p.AlertNotification)
+_ANY_TIME = (p.EnquireLink,)
+
+
+def _requests(
+    tx: tuple[type[p.Pdu], ...], rx: tuple[type[p.Pdu], ...]
+) -> dict[State, dict[type[p.Pdu], State | None]]:
+    """Legal requests per state: tx for transmitter, rx for receiver, both for transceiver."""
+    table: dict[State, dict[type[p.Pdu], State | None]] = {
+        State.OPEN: dict.fromkeys(_ANY_TIME, _KEEP),
+        State.BINDING: dict.fromkeys(_ANY_TIME, _KEEP),
+        State.UNBINDING: {p.EnquireLink: _KEEP},
+        State.CLOSED: {},
+    }
+    for state, allowed in ((State.BOUND_TX, tx), (State.BOUND_RX, rx), (State.BOUND_TRX, tx + rx)):
+        table[state] = dict.fromkeys((*allowed, *_ANY_TIME), _KEEP)
+        table[state][p.Unbind] = State.UNBINDING
+    return table
+
+
+# SEND[role][state][request class] -> new state; RECEIVE likewise for the peer's requests.
+SEND: dict[Role, dict[State, dict[type[p.Pdu], State | None]]] = {
+    Role.ESME: _requests(_TX_ORIGINATED, ()),
+    Role.SMSC: _requests((), _RX_ORIGINATED),
+}
+RECEIVE: dict[Role, dict[State, dict[type[p.Pdu], State | None]]] = {
+    Role.ESME: _requests((), _RX_ORIGINATED),
+    Role.SMSC: _requests(_TX_ORIGINATED, ()),
+}
+for _bind in _BIND_STATE:
+    SEND[Role.ESME][State.OPEN][_bind] = State.BINDING
+    RECEIVE[Role.SMSC][State.OPEN][_bind] = State.BINDING
+del _bind
+
+WINDOWED = frozenset({p.SubmitSm, p.DataSm, p.QuerySm, p.DeliverSm})
+
+
+class Session:
+    def __init__(
+        self,
+        role: Role,
+        *,
+        window: int = 10,
+        max_length: int = codec.DEFAULT_MAX_LENGTH,
+        auto_answer: bool = True,
+    ) -> None:
+        self.role = role
+        self.state = State.OPEN
+        self.window = window
+        self.auto_answer = auto_answer
+        self.system_id = ""
+        self._decoder = codec.Decoder(max_length=max_length)
+        self._out: list[bytes] = []
+        self._pending: dict[int, p.Pdu] = {}
+        self._windowed = 0
+        self._seq = 0
+        self._send_table = SEND[role]
+        self._receive_table = RECEIVE[role]
+
+    # -- outgoing ----------------------------------------------------------
+
+    @property
+    def window_free(self) -> int:
+        return self.window - self._windowed
+
+    @property
+    def outstanding(self) -> dict[int, p.Pdu]:
+        return self._pending
+
+    def _next_sequence(self) -> int:
+        seq = self._seq
+        while True:
+            seq = seq + 1 if seq < c.SEQUENCE_MAX else 1
+            if seq not in self._pending:
+                self._seq = seq
+                return seq
+
+    def send(self, pdu: p.Pdu) -> p.Pdu:
+        """Queue a request; returns it with its sequence number set."""
+        cls = type(pdu)
+        if pdu.command_id & 0x80000000:
+            raise LocalProtocolError(f"use respond() for {cls.__name__}")
+        allowed = self._send_table[self.state]
+        if cls not in allowed:
+            raise LocalProtocolError(f"can't send {cls.__name__} in state {self.state.name}")
+        windowed = cls in WINDOWED
+        if windowed and self._windowed >= self.window:
+            raise LocalProtocolError(f"window full ({self.window} outstanding)")
+        pdu = msgspec.structs.replace(pdu, sequence=self._next_sequence())
+        self._out.append(codec.encode(pdu))
+        if cls is not p.AlertNotification:
+            self._pending[pdu.sequence] = pdu
+            self._windowed += windowed
+        new = allowed[cls]
+        if new is not None:
+            self.state = new
+        return pdu
+
+    def respond(self, request: p.Pdu, status: int = 0, **fields: object) -> p.Pdu:
+        """Queue the response to a peer's request, with the request's sequence number."""
+        resp_cls = p.RESPONSE_FOR.get(type(request))
+        if resp_cls is None:
+            raise LocalProtocolError(f"{type(request).__name__} takes no response")
+        resp = resp_cls(sequence=request.sequence, status=status, **fields)
+        self._out.append(codec.encode(resp))
+        if resp_cls in _BIND_RESPS and self.state is State.BINDING:
+            self.state = _BIND_STATE[type(request)] if status == 0 else State.OPEN
+            if status == 0:
+                self.system_id = getattr(request, "system_id", "")
+        return resp
+
+    def nack(self, sequence: int, status: int) -> None:
+        self._out.append(codec.encode(p.GenericNack(sequence=sequence, status=status)))
+
+    def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""
+        out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out = []
+        return out
+
+    def expire(self, sequence: int) -> p.Pdu | None:
+        """The caller gave up waiting: forget the request so its window slot frees."""
+        pdu = self._pending.pop(sequence, None)
+        if pdu is not None and type(pdu) in WINDOWED:
+            self._windowed -= 1
+        return pdu
+
+    def close(self) -> None:
+        self.state = State.CLOSED
+
+    # -- incoming ----------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        if self.state is State.CLOSED:
+            return []
+        events: list[Event] = []
+        try:
+            items = self._decoder.feed(data)
+        except RemoteProtocolError:
+            return []
+        for item in items:
+            if isinstance(item, RemoteProtocolError):
+                self._malformed(item, events)
+                if self.state is State.CLOSED:
+                    break
+            elif item.command_id & 0x80000000:
+                self._response(item, events)
+            else:
+                self._request(item, events)
+        return events
+
+    def _malformed(self, err: RemoteProtocolError, events: list[Event]) -> None:
+        request = self._pending.get(err.sequence) if err.command_id & 0x80000000 else None
+        if request is not None:
+            self._response(p.GenericNack(sequence=err.sequence, status=err.command_status), events)
+        elif not err.command_id & 0x80000000 or err.fatal:
+            self.nack(err.sequence, err.command_status)
+        events.append(ProtocolViolation(err))
+        if err.fatal:
+            self.state = State.CLOSED
+            events.append(Closed())
+
+    def _response(self, resp: p.Pdu, events: list[Event]) -> None:
+        request = self._pending.pop(resp.sequence, None)
+        if request is None:
+            events.append(UnmatchedResponse(resp))
+            return
+        if type(request) in WINDOWED:
+            self._windowed -= 1
+        cls = type(request)
+        if cls in _BIND_STATE:
+            self._bind_response(request, resp, events)
+        elif cls is p.Unbind:
+            self.state = State.CLOSED
+            events.append(Closed())
+        else:
+            events.append(ResponseReceived(request, resp))
+
+    def _bind_response(self, request: p.Pdu, resp: p.Pdu, events: list[Event]) -> None:
+        if resp.status in (c.ESME_ROK, c.ESME_RALYBND):
+            self.state = _BIND_STATE[type(request)]
+            self.system_id = getattr(resp, "system_id", "")
+            events.append(Bound(self.system_id, self.state))
+        else:
+            self.state = State.OPEN
+            events.append(BindFailed(resp.status))
+
+    def _request(self, req: p.Pdu, events: list[Event]) -> None:
+        cls = type(req)
+        allowed = self._receive_table[self.state]
+        if cls not in allowed:
+            if cls is p.Unbind or cls in p.RESPONSE_FOR:
+                self.respond(req, c.ESME_RINVBNDSTS)
+            events.append(
+                ProtocolViolation(
+                    RemoteProtocolError(
+                        f"{cls.__name__} seq {req.sequence} is illegal in state {self.state.name}",
+                        command_status=c.ESME_RINVBNDSTS,
+                        command_id=req.command_id,
+                        sequence=req.sequence,
+                    )
+                )
+            )
+            return
+        if cls is p.EnquireLink and self.auto_answer:
+            self.respond(req)
+            return
+        if cls is p.Unbind:
+            self.respond(req)
+            self.state = State.CLOSED
+            events.append(UnbindRequested())
+            events.append(Closed())
+            return
+        new = allowed[cls]
+        if new is not None:
+            self.state = new
+        events.append(RequestReceived(req))
