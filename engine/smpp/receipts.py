@@ -12,6 +12,7 @@ normalise_id(receipt_id, "auto")``.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 
@@ -106,6 +107,7 @@ def canonical_stat(stat: str) -> str:
     return _LONG_STATS.get(s, s)
 
 
+@functools.lru_cache(maxsize=4096)
 def _date(raw: bytes) -> datetime | None:
     if not raw.isdigit() or len(raw) not in (10, 12):
         return None
@@ -162,14 +164,43 @@ def parse_receipt(
         return ReceiptError(f"unparseable receipt: {exc}", short_message or b"")
 
 
+def _split_text(raw: bytes) -> tuple[bytes, bytes]:
+    """(fields, text): text: is the last field and may hold anything."""
+    lowered = raw.lower()
+    pos = lowered.find(b"text:")
+    while pos > 0 and lowered[pos - 1] not in b" \t\r\n":
+        pos = lowered.find(b"text:", pos + 1)
+    if pos < 0:
+        return raw, b""
+    return raw[:pos], raw[pos + 5 :]
+
+
+def _scan(head: bytes) -> dict[bytes, bytes]:
+    """The usual shape, key:value separated by spaces, without a regex."""
+    fields: dict[bytes, bytes] = {}
+    prev = b""
+    for token in head.split():
+        key, sep, value = token.partition(b":")
+        if sep:
+            key = key.lower()
+            if key == b"date":
+                key = prev + b" date"
+            elif key.endswith(b"_date"):
+                key = key[:-5] + b" date"
+            fields.setdefault(key, value)
+        prev = token.lower()
+    return fields
+
+
 def _parse(
     raw: bytes, tlv_id: str | None, tlv_state: int | None, nec: bytes | None
 ) -> Receipt | ReceiptError:
-    m = _TEXT.search(raw)
-    head, text = (raw[: m.start()], raw[m.end() :]) if m else (raw, b"")
-    fields: dict[bytes, bytes] = {}
-    for key, value in _FIELDS.findall(head):
-        fields.setdefault(key.lower().replace(b"_", b" "), value)
+    head, text = _split_text(raw)
+    fields = _scan(head)
+    if (not fields.get(b"id") and not tlv_id) or (not fields.get(b"stat") and tlv_state is None):
+        fields = {}
+        for key, value in _FIELDS.findall(head):
+            fields.setdefault(key.lower().replace(b"_", b" "), value)
     message_id = tlv_id if tlv_id else fields.get(b"id", b"").decode("latin-1")
     if not message_id:
         return ReceiptError("no id: field and no receipted_message_id TLV", raw)

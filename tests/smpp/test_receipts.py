@@ -86,6 +86,7 @@ CASES = [
     (b"id:42 stat:DELIVRD err:000 vendor:xyz text:stat:UNDELIV id:99", "42", "DELIVRD", 0),
     (b"id:42 stat:DELIVRD err:E12", "42", "DELIVRD", None),
     (b"id:42 stat:DELIVRD", "42", "DELIVRD", None),
+    (b"id: 42 stat: DELIVRD err: 001", "42", "DELIVRD", 1),
     (b"id:42 submit_date:2611221530 stat:DELIVRD err:000", "42", "DELIVRD", 0),
 ]
 
