@@ -25,7 +25,6 @@ import trio
 from engine.smpp import constants as c
 from engine.smpp import pdu as p
 from engine.smpp.encoding import decode_text, split
-from engine.smpp.receipts import format_receipt_text
 from engine.smpp.session import (
     ProtocolViolation,
     RequestReceived,
@@ -98,7 +97,11 @@ class Smsc:
         self._account_throttles: dict[str, _Throttle] = {}
         self._held: dict[str, list[p.DeliverSm]] = {}
         self._record: IO[str] | None = None
-        self._dead = options.dead_numbers
+        self._dead = frozenset(n.removeprefix("+") for n in options.dead_numbers)
+        self._failing = (
+            options.undeliv_fraction + options.expired_fraction + options.rejected_fraction
+        )
+        self._stamp_at, self._stamp = 0, ""
 
     # -- lifetime ----------------------------------------------------------
 
@@ -175,10 +178,19 @@ class Smsc:
             t = conn.throttle
         return t.allow(now)
 
+    def stamp(self) -> str:
+        """Appendix B's YYMMDDhhmm for now, formatted once a second."""
+        now = int(time.time())
+        if now != self._stamp_at:
+            self._stamp_at, self._stamp = now, datetime.now().strftime("%y%m%d%H%M")
+        return self._stamp
+
     def outcome(self, destination: str) -> tuple[str, int]:
         o = self.options
-        if destination in self._dead or "+" + destination in self._dead:
+        if self._dead and destination in self._dead:
             return "UNDELIV", o.dead_err
+        if not self._failing:
+            return "DELIVRD", 0
         r = self.rng.random()
         for stat, fraction, err in (
             ("UNDELIV", o.undeliv_fraction, o.undeliv_err),
@@ -394,7 +406,7 @@ class Connection:
         stat, err = smsc.outcome(req.destination_addr)
         if req.registered_delivery & 0x03 == 2 and stat == "DELIVRD":
             return  # receipt on failure only
-        stamp = datetime.now()
+        stamp = smsc.stamp()
         receipt = p.DeliverSm(
             source_addr_ton=req.dest_addr_ton,
             source_addr_npi=req.dest_addr_npi,
@@ -403,9 +415,10 @@ class Connection:
             dest_addr_npi=req.source_addr_npi,
             destination_addr=req.source_addr,
             esm_class=0x04,
-            short_message=format_receipt_text(
-                message_id, stat=stat, err=err, submitted=stamp, done=stamp
-            ),
+            short_message=(
+                f"id:{message_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
+                f"submit date:{stamp} done date:{stamp} stat:{stat} err:{err:03d} text:"
+            ).encode(),
             receipted_message_id=message_id,
             message_state=_STAT_STATE[stat],
             network_error_code=b"\x03" + err.to_bytes(2, "big"),
