@@ -1,15 +1,101 @@
-"""volley enqueue: not implemented yet (see issue 4)."""
+"""Add a batch of messages to the queue, atomically: every line is queued or none is.
+
+FILE is JSON Lines (one message object per line, see interface.md) or CSV with
+a header (to,text[,id,from,kind,not_before,expires]); "-" reads stdin. Safe to
+re-run: a message whose id is already in the batch, in any state, is not
+queued again. Bad input: exit 2 with one line per bad line, FILE:LINE: FIELD:
+reason, and nothing enqueued.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
+import time
+from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("file", metavar="FILE", help="JSON Lines or CSV file, or - for stdin")
+    parser.add_argument("--batch", metavar="ID", help="batch id (default: file name + date)")
+    parser.add_argument("--kind", default="marketing", help="default kind for lines without one")
+    parser.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
 
 
 def main(args: argparse.Namespace) -> int:
-    print("volley enqueue: not implemented yet (issue 4)", file=sys.stderr)
-    return 1
+    from engine import config, ingest
+    from engine.cli import UsageError
+    from engine.store import Store, StoreError
+
+    cfg = config.load(args.config)
+    name = "<stdin>" if args.file == "-" else args.file
+    batch = args.batch or f"{Path(name).stem}-{datetime.date.today():%Y%m%d}"
+    validator = ingest.Validator(cfg, default_kind=args.kind)
+    if args.kind not in validator.kinds:
+        raise UsageError(f"--kind: {args.kind!r}: expected one of {sorted(validator.kinds)}")
+    try:
+        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8-sig")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{name}: {exc.strerror}") from None
+    try:
+        store = Store.open(
+            cfg.resolve(cfg.store.path), on_crash_inflight=cfg.store.on_crash_inflight
+        )
+    except StoreError as exc:
+        print(f"volley enqueue: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with stream, _progress(sys.stderr.isatty() and args.file != "-") as advance:
+            result = store.enqueue(
+                batch,
+                ingest.messages(stream, name, validator, fmt=args.format),
+                now=time.time(),
+                progress=advance,
+            )
+    except ingest.IngestError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        print(f"volley enqueue: nothing enqueued ({len(exc.lines)} bad lines)", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except StoreError as exc:
+        print(f"volley enqueue: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(
+        f"batch {result.batch}: {result.queued} queued"
+        + (f" ({result.scheduled} scheduled for later)" if result.scheduled else "")
+        + (f", {result.duplicates} already there" if result.duplicates else "")
+    )
+    return 0
+
+
+class _progress:
+    """A rich progress bar with rate and ETA on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            SpinnerColumn(),
+            "{task.description}",
+            MofNCompleteColumn(),
+            "{task.speed} msg/s",
+            TimeElapsedColumn(),
+            transient=True,
+        )
+        self.bar.__enter__()
+        task = self.bar.add_task("enqueueing", total=None)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)

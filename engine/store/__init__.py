@@ -1,0 +1,42 @@
+"""The durable LMDB queue (see engine/store/store.py for the layout and guarantees)."""
+
+from engine.store.records import (
+    FINAL,
+    STATES,
+    Counts,
+    EnqueueResult,
+    Fail,
+    MarkSent,
+    MarkUnknown,
+    Message,
+    NewMessage,
+    Op,
+    RecordMo,
+    RecordReceipt,
+    Requeue,
+    Result,
+    Schedule,
+    Skip,
+)
+from engine.store.store import Store, StoreError
+
+__all__ = [
+    "FINAL",
+    "STATES",
+    "Counts",
+    "EnqueueResult",
+    "Fail",
+    "MarkSent",
+    "MarkUnknown",
+    "Message",
+    "NewMessage",
+    "Op",
+    "RecordMo",
+    "RecordReceipt",
+    "Requeue",
+    "Result",
+    "Schedule",
+    "Skip",
+    "Store",
+    "StoreError",
+]

@@ -1,0 +1,208 @@
+"""What the store keeps and the operations it applies: msgspec Structs.
+
+Stored records are ``array_like`` msgpack: new fields are only ever appended,
+with defaults, so an older record still decodes (schema evolution).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+QUEUED = "queued"
+SCHEDULED = "scheduled"
+INFLIGHT = "inflight"
+SENT = "sent"
+DELIVERED = "delivered"
+UNDELIVERED = "undelivered"
+EXPIRED = "expired"
+REJECTED = "rejected"
+DELETED = "deleted"
+UNKNOWN = "unknown"
+FAILED = "failed"
+SKIPPED = "skipped"
+
+STATES = (
+    QUEUED,
+    SCHEDULED,
+    INFLIGHT,
+    SENT,
+    DELIVERED,
+    UNDELIVERED,
+    EXPIRED,
+    REJECTED,
+    DELETED,
+    UNKNOWN,
+    FAILED,
+    SKIPPED,
+)
+FINAL = frozenset({DELIVERED, UNDELIVERED, EXPIRED, REJECTED, DELETED, UNKNOWN, FAILED, SKIPPED})
+# A multi-part message takes its worst part's state.
+SEVERITY = {DELIVERED: 0, DELETED: 1, EXPIRED: 2, UNKNOWN: 3, UNDELIVERED: 4, REJECTED: 5}
+
+
+class Record(msgspec.Struct, array_like=True, gc=False, kw_only=True):
+    pass
+
+
+class Message(Record):
+    id: int
+    batch: str
+    ext_id: str
+    to: str
+    text: str
+    sender: str
+    kind: str
+    route: str
+    created: float
+    not_before: float | None = None
+    expires: float | None = None
+    parts: int = 1
+    state: str = QUEUED
+    due: float = 0.0
+    attempts: int = 0
+    smsc_ids: list[str] = []
+    status: int = 0
+    err: int | None = None
+    reason: str = ""
+    updated: float = 0.0
+    part_states: list[str] = []
+    network_error: int | None = None
+    zone: str = ""
+
+
+class NewMessage(msgspec.Struct, kw_only=True):
+    """A validated message from a producer, before the store gives it an id."""
+
+    to: str
+    text: str
+    sender: str
+    kind: str = "marketing"
+    ext_id: str = ""
+    route: str = "default"
+    parts: int = 1
+    not_before: float | None = None
+    expires: float | None = None
+    due: float | None = None
+    zone: str = ""
+
+
+class BatchInfo(Record):
+    counts: dict[str, int] = {}
+    total: int = 0
+    created: float = 0.0
+    loading_pid: int = 0
+    paused: bool = False
+
+
+class StopEntry(Record):
+    reason: str
+    at: float
+
+
+class Outcome(Record):
+    stat: str
+    err: int | None
+    at: float
+
+
+class NumberHistory(Record):
+    outcomes: list[Outcome] = []
+    sent: list[float] = []
+
+
+class DeadEntry(Record):
+    at: float
+    expires: float
+    evidence: list[Outcome] = []
+
+
+class Mo(Record):
+    at: float
+    source: str
+    destination: str
+    text: str
+    bind: str = ""
+    stopped: bool = False
+
+
+# -- operations the engine applies in one transaction ----------------------
+
+
+class Op(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    id: int = 0
+
+
+class MarkSent(Op, frozen=True, kw_only=True, tag=True):
+    smsc_ids: list[str]
+    at: float
+    track: bool = False  # keep the send time in the number's history (frequency caps)
+
+
+class Requeue(Op, frozen=True, kw_only=True, tag=True):
+    """Back in the queue at its original place (or scheduled if ``due`` is later)."""
+
+    due: float
+    reason: str = ""
+    retry: bool = False
+
+
+class Schedule(Op, frozen=True, kw_only=True, tag=True):
+    due: float
+    reason: str = ""
+
+
+class Fail(Op, frozen=True, kw_only=True, tag=True):
+    status: int
+    description: str
+    at: float
+
+
+class Skip(Op, frozen=True, kw_only=True, tag=True):
+    reason: str
+    at: float
+
+
+class MarkUnknown(Op, frozen=True, kw_only=True, tag=True):
+    reason: str
+    at: float
+
+
+class RecordReceipt(Op, frozen=True, kw_only=True, tag=True):
+    """A receipt: matched through the SMSC-id index by any of ``candidates``."""
+
+    candidates: tuple[str, ...]
+    state: str
+    final: bool
+    stat: str
+    err: int | None
+    network_error: int | None
+    at: float
+
+
+class RecordMo(Op, frozen=True, kw_only=True, tag=True):
+    source: str
+    destination: str
+    text: str
+    at: float
+    bind: str = ""
+    stop: bool = False
+
+
+class Result(msgspec.Struct, frozen=True):
+    ok: bool
+    detail: str = ""
+    id: int = 0
+
+
+class Counts(msgspec.Struct):
+    states: dict[str, int]
+    batches: dict[str, dict[str, int]]
+    kinds: dict[str, dict[str, int]]
+    unmatched_receipts: int = 0
+
+
+class EnqueueResult(msgspec.Struct):
+    batch: str
+    queued: int
+    duplicates: int
+    scheduled: int = 0

@@ -1,0 +1,812 @@
+"""The durable queue: one LMDB environment, one named database per purpose.
+
+Keys are designed for single cursor seeks:
+
+- ``msgs``      id(8, big-endian)        -> Message
+- ``ready``     route NUL id(8)          -> ''  claim: one seek per route, enqueue order
+- ``sched``     due_ms(8) id(8)          -> ''  promote: walk from the start while due
+- ``inflight``  id(8)                    -> ''  crash recovery
+- ``sent``      sent_ms(8) id(8)         -> ''  receipt timeout: walk from the start
+- ``final``     final_ms(8) id(8)        -> ''  retention purge
+- ``smsc``      canonical SMSC id        -> id(8) part(1)
+- ``batchidx``  batch NUL ext_id         -> id(8)  idempotent enqueue
+- ``batches``   batch                    -> BatchInfo (counts by state)
+- ``counters``  s NUL state, k NUL kind NUL state -> count(8)
+- ``numbers`` / ``stop`` / ``dead`` / ``mo`` / ``meta``
+
+Every state change is one write transaction that moves the message between
+indexes and adjusts the counters in the same commit, so counters always equal
+the per-state counts. The engine batches many changes into one transaction
+(:meth:`Store.apply`, :meth:`Store.claim`) from one thread. Readers in other
+processes use read-only transactions and never block the writer.
+
+After a crash, messages found ``inflight`` are put back at their place in the
+queue (``on_crash_inflight = "resend"``: those may be sent twice; at most
+window x binds per operator) or marked ``unknown`` (``"hold"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+import msgspec
+
+from engine.store import records as r
+
+SCHEMA = 1
+_U64 = struct.Struct(">Q")
+_U64_2 = struct.Struct(">QQ")
+_NAMES = (
+    "meta",
+    "msgs",
+    "ready",
+    "sched",
+    "inflight",
+    "sent",
+    "final",
+    "smsc",
+    "batchidx",
+    "batches",
+    "counters",
+    "numbers",
+    "stop",
+    "dead",
+    "mo",
+)
+LOAD_CHUNK = 50_000
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why and what to do."""
+
+
+def _ms(t: float) -> int:
+    return max(0, int(t * 1000))
+
+
+def _enc_id(i: int) -> bytes:
+    return _U64.pack(i)
+
+
+@functools.lru_cache(maxsize=1024)
+def _counter_keys(kind: str, state: str) -> tuple[bytes, bytes]:
+    return b"s\0" + state.encode(), b"k\0" + kind.encode() + b"\0" + state.encode()
+
+
+class _Coders:
+    def __init__(self) -> None:
+        self.enc = msgspec.msgpack.Encoder()
+        self.msg = msgspec.msgpack.Decoder(r.Message)
+        self.batch = msgspec.msgpack.Decoder(r.BatchInfo)
+        self.history = msgspec.msgpack.Decoder(r.NumberHistory)
+        self.stop = msgspec.msgpack.Decoder(r.StopEntry)
+        self.dead = msgspec.msgpack.Decoder(r.DeadEntry)
+        self.mo = msgspec.msgpack.Decoder(r.Mo)
+
+
+class _Tx:
+    """One write transaction: state moves, with counter deltas written once at the end."""
+
+    def __init__(self, store: Store, txn: lmdb.Transaction) -> None:
+        self.s = store
+        self.txn = txn
+        self.db = store._db
+        self.deltas: dict[tuple[str, str, str] | bytes, int] = {}
+
+    def count(self, msg: r.Message, state: str, n: int) -> None:
+        key = (msg.batch, msg.kind, state)
+        self.deltas[key] = self.deltas.get(key, 0) + n
+
+    def get(self, msg_id: int) -> r.Message | None:
+        raw = self.txn.get(_U64.pack(msg_id), db=self.db["msgs"])
+        return None if raw is None else self.s._c.msg.decode(raw)
+
+    def put(self, msg: r.Message) -> None:
+        self.txn.put(_U64.pack(msg.id), self.s._c.enc.encode(msg), db=self.db["msgs"])
+
+    def _state_key(self, msg: r.Message, key: bytes) -> tuple[bytes, Any] | None:
+        state, db = msg.state, self.db
+        if state == r.QUEUED:
+            return msg.route.encode() + b"\0" + key, db["ready"]
+        if state == r.SCHEDULED:
+            return _U64.pack(_ms(msg.due)) + key, db["sched"]
+        if state == r.INFLIGHT:
+            return key, db["inflight"]
+        if state == r.SENT:
+            return _U64.pack(_ms(msg.updated)) + key, db["sent"]
+        if state in r.FINAL:
+            return _U64.pack(_ms(msg.updated)) + key, db["final"]
+        return None
+
+    def unindex(self, msg: r.Message, key: bytes | None = None) -> None:
+        """Remove the message from the index of its current state (final ones stay)."""
+        if msg.state not in r.FINAL:
+            entry = self._state_key(msg, key or _U64.pack(msg.id))
+            if entry:
+                self.txn.delete(entry[0], db=entry[1])
+
+    def index(self, msg: r.Message, key: bytes | None = None) -> None:
+        entry = self._state_key(msg, key or _U64.pack(msg.id))
+        if entry:
+            self.txn.put(entry[0], b"", db=entry[1])
+
+    def move(self, msg: r.Message, state: str, at: float, **fields: Any) -> r.Message:
+        key = _U64.pack(msg.id)
+        self.unindex(msg, key)
+        deltas = self.deltas
+        old = (msg.batch, msg.kind, msg.state)
+        deltas[old] = deltas.get(old, 0) - 1
+        msg.state = state
+        msg.updated = at
+        for name, value in fields.items():
+            setattr(msg, name, value)
+        self.index(msg, key)
+        new = (msg.batch, msg.kind, state)
+        deltas[new] = deltas.get(new, 0) + 1
+        self.txn.put(key, self.s._c.enc.encode(msg), db=self.db["msgs"])
+        return msg
+
+    def finish(self) -> None:
+        counters: dict[bytes, int] = {}
+        batches: dict[str, dict[str, int]] = {}
+        for key, n in self.deltas.items():
+            if not n:
+                continue
+            if isinstance(key, bytes):
+                counters[key] = counters.get(key, 0) + n
+                continue
+            batch, kind, state = key
+            for ck in _counter_keys(kind, state):
+                counters[ck] = counters.get(ck, 0) + n
+            per = batches.setdefault(batch, {})
+            per[state] = per.get(state, 0) + n
+        db, txn, enc = self.db, self.txn, self.s._c.enc
+        for key, n in counters.items():
+            if n:
+                raw = txn.get(key, db=db["counters"])
+                value = (_U64.unpack(raw)[0] if raw else 0) + n
+                txn.put(key, _U64.pack(max(0, value)), db=db["counters"])
+        for batch, deltas in batches.items():
+            raw = txn.get(batch.encode(), db=db["batches"])
+            info = self.s._c.batch.decode(raw) if raw else r.BatchInfo()
+            for state, n in deltas.items():
+                info.counts[state] = info.counts.get(state, 0) + n
+            info.counts = {k: v for k, v in info.counts.items() if v}
+            txn.put(batch.encode(), enc.encode(info), db=db["batches"])
+
+
+class Store:
+    def __init__(self, env: lmdb.Environment, path: Path, readonly: bool, max_map: int) -> None:
+        self.env = env
+        self.path = path
+        self.readonly = readonly
+        self._max_map = max_map
+        self._c = _Coders()
+        self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _NAMES}
+
+    # -- opening ------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        on_crash_inflight: str = "resend",
+        map_size: int = 256 << 20,
+        max_map_size: int = 64 << 30,
+        sync: bool = True,
+    ) -> Store:
+        p = Path(path)
+        if readonly and not (p / "data.mdb").exists():
+            raise StoreError(f"{p}: no store here yet")
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+            env = lmdb.open(
+                str(p),
+                map_size=map_size,
+                max_dbs=len(_NAMES) + 2,
+                readonly=readonly,
+                sync=sync,
+                metasync=sync,
+                max_readers=256,
+                lock=True,
+            )
+        except (lmdb.Error, OSError) as exc:
+            raise StoreError(f"{p}: cannot open the store: {exc}") from None
+        if readonly:
+            env.set_mapsize(0)
+        try:
+            store = cls(env, p, readonly, max_map_size)
+        except lmdb.Error as exc:
+            env.close()
+            raise StoreError(f"{p}: not a Volley store or from another version: {exc}") from None
+        store._check_schema()
+        if not readonly:
+            store._recover(on_crash_inflight)
+        return store
+
+    def close(self) -> None:
+        self.env.close()
+
+    def _check_schema(self) -> None:
+        with self.env.begin(db=self._db["meta"]) as txn:
+            raw = txn.get(b"schema")
+        if raw is None:
+            if not self.readonly:
+                self._write(
+                    lambda tx: tx.txn.put(b"schema", str(SCHEMA).encode(), db=self._db["meta"])
+                )
+            return
+        if int(raw) != SCHEMA:
+            raise StoreError(
+                f"{self.path}: written with store schema {int(raw)}, this Volley reads schema "
+                f"{SCHEMA}; use the Volley version that wrote it, or a new store path"
+            )
+
+    # -- transactions --------------------------------------------------------
+
+    def _write(self, fn: Callable[[_Tx], T]) -> T:
+        """Run ``fn`` in one write transaction; grow the map and replay on MapFullError."""
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    tx = _Tx(self, txn)
+                    result = fn(tx)
+                    tx.finish()
+                return result
+            except lmdb.MapFullError:
+                self._grow()
+            except lmdb.DiskError as exc:
+                raise StoreError(f"{self.path}: disk error, nothing was written: {exc}") from None
+
+    def _grow(self) -> None:
+        size = self.env.info()["map_size"]
+        if size >= self._max_map:
+            raise StoreError(
+                f"{self.path}: the store is full at {size >> 20} MiB (max_map_size_mb); "
+                "nothing was written: purge old messages or raise the limit"
+            )
+        try:
+            self.env.set_mapsize(min(self._max_map, size * 2))
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot grow the store: {exc}") from None
+
+    def _read(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        for _ in range(3):
+            try:
+                with self.env.begin() as txn:
+                    return fn(txn)
+            except lmdb.MapResizedError:
+                self.env.set_mapsize(0)
+        raise StoreError(f"{self.path}: the map keeps being resized; try again")
+
+    def _next_ids(self, tx: _Tx, n: int) -> int:
+        raw = tx.txn.get(b"seq", db=self._db["meta"])
+        first = (_U64.unpack(raw)[0] if raw else 0) + 1
+        tx.txn.put(b"seq", _U64.pack(first + n - 1), db=self._db["meta"])
+        return first
+
+    # -- crash recovery -----------------------------------------------------
+
+    def _recover(self, policy: str) -> None:
+        self._drop_unfinished_loads()
+
+        def recover(tx: _Tx) -> int:
+            n = 0
+            keys = list(tx.txn.cursor(db=self._db["inflight"]).iternext(values=False))
+            for key in keys:
+                msg = tx.get(_U64.unpack(key)[0])
+                if msg is None:
+                    tx.txn.delete(key, db=self._db["inflight"])
+                    continue
+                if policy == "hold":
+                    tx.move(msg, r.UNKNOWN, msg.updated, reason="inflight at a crash (hold)")
+                else:
+                    tx.move(msg, r.QUEUED, msg.updated, reason="resent after a crash")
+                n += 1
+            return n
+
+        self.recovered = self._write(recover)
+
+    def _drop_unfinished_loads(self) -> None:
+        def loads(txn: lmdb.Transaction) -> list[tuple[str, int]]:
+            out = []
+            for key, raw in txn.cursor(db=self._db["batches"]):
+                info = self._c.batch.decode(raw)
+                if info.loading_pid:
+                    out.append((key.decode(), info.loading_pid))
+            return out
+
+        for batch, pid in self._read(loads):
+            if not _alive(pid):
+                self._abort_load(batch)
+
+    # -- producer -----------------------------------------------------------
+
+    def enqueue(
+        self,
+        batch: str,
+        messages: Iterable[r.NewMessage],
+        *,
+        now: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> r.EnqueueResult:
+        """All or nothing, idempotent on (batch, ext_id), streaming in chunks.
+
+        Chunks are written with the batch marked as loading (invisible to
+        claims and counts); a last small transaction makes it visible. A
+        loader that dies leaves a marker that the next writer to open the
+        store removes, with what it wrote.
+        """
+        if self.readonly:
+            raise StoreError("the store is open read-only")
+        bkey = batch.encode()
+        if b"\0" in bkey or not bkey:
+            raise StoreError(f"batch id {batch!r}: must be non-empty, without NUL")
+        self._write(lambda tx: self._mark_loading(tx, bkey))
+        loaded: list[int] = []
+        dup = 0
+        try:
+            for chunk in _chunks(messages, LOAD_CHUNK):
+                ids, d = self._write(lambda tx, ch=chunk: self._load_chunk(tx, batch, ch, now))
+                loaded += ids
+                dup += d
+                if progress:
+                    progress(len(ids) + d)
+            scheduled = self._write(lambda tx: self._publish(tx, batch, loaded, now))
+        except BaseException:
+            self._abort_load(batch, loaded)
+            raise
+        return r.EnqueueResult(batch, len(loaded), dup, scheduled)
+
+    def _mark_loading(self, tx: _Tx, bkey: bytes) -> None:
+        raw = tx.txn.get(bkey, db=self._db["batches"])
+        info = self._c.batch.decode(raw) if raw else r.BatchInfo()
+        if info.loading_pid and _alive(info.loading_pid) and info.loading_pid != os.getpid():
+            raise StoreError(
+                f"batch {bkey.decode()!r} is being loaded by process {info.loading_pid}"
+            )
+        info.loading_pid = os.getpid()
+        tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
+
+    def _load_chunk(
+        self, tx: _Tx, batch: str, chunk: list[r.NewMessage], now: float
+    ) -> tuple[list[int], int]:
+        db, txn, enc = self._db, tx.txn, self._c.enc
+        prefix = batch.encode() + b"\0"
+        fresh = []
+        for m in chunk:
+            if m.ext_id:
+                key = prefix + m.ext_id.encode()
+                if txn.get(key, db=db["batchidx"]) is not None:
+                    continue
+            fresh.append(m)
+        first = self._next_ids(tx, len(fresh)) if fresh else 0
+        ids = []
+        for i, m in enumerate(fresh):
+            mid = first + i
+            due = m.due if m.due is not None else now
+            msg = r.Message(
+                id=mid,
+                batch=batch,
+                ext_id=m.ext_id,
+                to=m.to,
+                text=m.text,
+                sender=m.sender,
+                kind=m.kind,
+                route=m.route,
+                created=now,
+                not_before=m.not_before,
+                expires=m.expires,
+                parts=m.parts,
+                state=r.SCHEDULED if due > now else r.QUEUED,
+                due=due,
+                updated=now,
+                zone=m.zone,
+            )
+            key = prefix + (m.ext_id or f"#{mid}").encode()
+            if not txn.put(key, _enc_id(mid), db=db["batchidx"], overwrite=False):
+                continue  # a duplicate id inside the same file
+            txn.put(_enc_id(mid), enc.encode(msg), db=db["msgs"], append=True)
+            ids.append(mid)
+        return ids, len(chunk) - len(ids)
+
+    def _publish(self, tx: _Tx, batch: str, ids: list[int], now: float) -> int:
+        scheduled = 0
+        for mid in ids:
+            msg = tx.get(mid)
+            tx.index(msg)
+            tx.count(msg, msg.state, 1)
+            scheduled += msg.state == r.SCHEDULED
+        bkey = batch.encode()
+        raw = tx.txn.get(bkey, db=self._db["batches"])
+        info = self._c.batch.decode(raw)
+        info.loading_pid = 0
+        info.total += len(ids)
+        info.created = info.created or now
+        tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
+        return scheduled
+
+    def _abort_load(self, batch: str, ids: list[int] | None = None) -> None:
+        """Remove what an unfinished load wrote: its messages have no index entries yet."""
+        prefix = batch.encode() + b"\0"
+
+        def abort(tx: _Tx) -> None:
+            db, txn = self._db, tx.txn
+            cur = txn.cursor(db=db["batchidx"])
+            doomed = []
+            if cur.set_range(prefix):
+                for key, raw in cur:
+                    if not key.startswith(prefix):
+                        break
+                    mid = _U64.unpack(raw)[0]
+                    msg = tx.get(mid)
+                    if msg is None or not self._published(txn, msg):
+                        doomed.append((key, mid))
+            for key, mid in doomed:
+                txn.delete(key, db=db["batchidx"])
+                txn.delete(_enc_id(mid), db=db["msgs"])
+            raw = txn.get(batch.encode(), db=db["batches"])
+            if raw is not None:
+                info = self._c.batch.decode(raw)
+                info.loading_pid = 0
+                if info.total:
+                    txn.put(batch.encode(), self._c.enc.encode(info), db=db["batches"])
+                else:
+                    txn.delete(batch.encode(), db=db["batches"])
+
+        self._write(abort)
+
+    def _published(self, txn: lmdb.Transaction, msg: r.Message) -> bool:
+        """Whether a message is in its state's index (an unpublished load's are not)."""
+        key = _enc_id(msg.id)
+        db = self._db
+        if msg.state == r.QUEUED:
+            return txn.get(msg.route.encode() + b"\0" + key, db=db["ready"]) is not None
+        if msg.state == r.SCHEDULED:
+            return txn.get(_U64.pack(_ms(msg.due)) + key, db=db["sched"]) is not None
+        return True
+
+    # -- the engine's hot path ------------------------------------------------
+
+    def claim(self, route: str, n: int, now: float) -> list[r.Message]:
+        """The next ``n`` due messages of ``route``, in enqueue order, moved to inflight.
+
+        A message past its ``expires`` is skipped (reason ``expired``) instead.
+        """
+
+        def claim(tx: _Tx) -> list[r.Message]:
+            out: list[r.Message] = []
+            prefix = route.encode() + b"\0"
+            cur = tx.txn.cursor(db=self._db["ready"])
+            if not cur.set_range(prefix):
+                return out
+            keys = []
+            for key in cur.iternext(values=False):
+                if not key.startswith(prefix) or len(keys) >= n:
+                    break
+                keys.append(key)
+            for key in keys:
+                msg = tx.get(_U64.unpack_from(key, len(prefix))[0])
+                if msg.expires is not None and msg.expires <= now:
+                    tx.move(msg, r.SKIPPED, now, reason="expired")
+                    continue
+                out.append(tx.move(msg, r.INFLIGHT, now))
+            return out
+
+        return self._write(claim)
+
+    def promote(self, now: float) -> int:
+        """Scheduled messages whose time has come go to the queue, in due order."""
+
+        def promote(tx: _Tx) -> int:
+            limit = _U64.pack(_ms(now) + 1)
+            cur = tx.txn.cursor(db=self._db["sched"])
+            keys = []
+            if cur.first():
+                for key in cur.iternext(values=False):
+                    if key >= limit or len(keys) >= 10_000:
+                        break
+                    keys.append(key)
+            for key in keys:
+                msg = tx.get(_U64.unpack_from(key, 8)[0])
+                tx.move(msg, r.QUEUED, now)
+            return len(keys)
+
+        return self._write(promote)
+
+    def apply(self, ops: Sequence[r.Op]) -> list[r.Result]:
+        """Many state changes in one transaction; a result per op, in order."""
+        return self._write(lambda tx: [self._apply_one(tx, op) for op in ops])
+
+    def _apply_one(self, tx: _Tx, op: r.Op) -> r.Result:
+        if isinstance(op, r.RecordReceipt):
+            return self._receipt(tx, op)
+        if isinstance(op, r.RecordMo):
+            return self._mo(tx, op)
+        msg = tx.get(op.id)
+        if msg is None:
+            return r.Result(False, f"no message {op.id}", op.id)
+        if msg.state in r.FINAL:
+            return r.Result(False, f"message {op.id} is already {msg.state}", op.id)
+        match op:
+            case r.MarkSent(smsc_ids=ids, at=at, track=track):
+                self._index_smsc(tx, msg.id, ids)
+                if track:
+                    history = self._history(tx, msg.to)
+                    history.sent = [*history.sent[-49:], at]
+                    self._put_history(tx, msg.to, history)
+                tx.move(msg, r.SENT, at, smsc_ids=ids, part_states=[""] * len(ids))
+            case r.Requeue(due=due, reason=reason, retry=retry):
+                state = r.QUEUED if due <= msg.updated or due <= 0 else r.SCHEDULED
+                tx.move(
+                    msg, state, msg.updated, due=due, reason=reason, attempts=msg.attempts + retry
+                )
+            case r.Schedule(due=due, reason=reason):
+                tx.move(msg, r.SCHEDULED, msg.updated, due=due, reason=reason)
+            case r.Fail(status=status, description=description, at=at):
+                tx.move(msg, r.FAILED, at, status=status, reason=description)
+            case r.Skip(reason=reason, at=at):
+                tx.move(msg, r.SKIPPED, at, reason=reason)
+            case r.MarkUnknown(reason=reason, at=at):
+                tx.move(msg, r.UNKNOWN, at, reason=reason)
+            case _:
+                return r.Result(False, f"unknown operation {type(op).__name__}", op.id)
+        return r.Result(True, "", op.id)
+
+    def _index_smsc(self, tx: _Tx, mid: int, ids: list[str]) -> None:
+        for part, smsc_id in enumerate(ids):
+            tx.txn.put(smsc_id.encode(), _enc_id(mid) + bytes([part & 0xFF]), db=self._db["smsc"])
+
+    def _receipt(self, tx: _Tx, op: r.RecordReceipt) -> r.Result:
+        found = None
+        for cand in op.candidates:
+            found = tx.txn.get(cand.encode(), db=self._db["smsc"])
+            if found is not None:
+                break
+        if found is None:
+            self._bump(tx, b"unmatched")
+            return r.Result(False, "unmatched")
+        mid, part = _U64.unpack_from(found)[0], found[8]
+        msg = tx.get(mid)
+        if msg is None or msg.state in r.FINAL or msg.state != r.SENT:
+            return r.Result(False, "duplicate" if msg is not None else "purged", mid)
+        if not op.final:
+            return r.Result(True, "intermediate", mid)
+        states = list(msg.part_states) or [""] * max(1, len(msg.smsc_ids))
+        if part < len(states):
+            states[part] = op.state
+        self._record_outcome(tx, msg.to, op)
+        if all(states):
+            worst = max(states, key=lambda s: r.SEVERITY.get(s, 3))
+            tx.move(
+                msg, worst, op.at, part_states=states, err=op.err, network_error=op.network_error
+            )
+        else:
+            msg.part_states = states
+            tx.put(msg)
+        return r.Result(True, op.state, mid)
+
+    def _record_outcome(self, tx: _Tx, number: str, op: r.RecordReceipt) -> None:
+        """Failures are kept (the last 20) for pruning; a delivery resets them."""
+        raw = tx.txn.get(number.encode(), db=self._db["numbers"])
+        if op.state == r.DELIVERED and (raw is None or not self._c.history.decode(raw).outcomes):
+            return
+        history = self._c.history.decode(raw) if raw else r.NumberHistory()
+        if op.state == r.DELIVERED:
+            history.outcomes = []
+        else:
+            history.outcomes = [*history.outcomes[-19:], r.Outcome(op.stat, op.err, op.at)]
+        self._put_history(tx, number, history)
+
+    def _mo(self, tx: _Tx, op: r.RecordMo) -> r.Result:
+        raw = tx.txn.get(b"mo_seq", db=self._db["meta"])
+        n = (_U64.unpack(raw)[0] if raw else 0) + 1
+        tx.txn.put(b"mo_seq", _U64.pack(n), db=self._db["meta"])
+        mo = r.Mo(
+            at=op.at,
+            source=op.source,
+            destination=op.destination,
+            text=op.text,
+            bind=op.bind,
+            stopped=op.stop,
+        )
+        tx.txn.put(_enc_id(n), self._c.enc.encode(mo), db=self._db["mo"], append=True)
+        if op.stop:
+            self._stop(tx, op.source, f"MO {op.text!r}", op.at)
+        return r.Result(True, "mo", n)
+
+    def _bump(self, tx: _Tx, key: bytes, n: int = 1) -> None:
+        tx.deltas[key] = tx.deltas.get(key, 0) + n
+
+    def _history(self, tx: _Tx, number: str) -> r.NumberHistory:
+        raw = tx.txn.get(number.encode(), db=self._db["numbers"])
+        return self._c.history.decode(raw) if raw else r.NumberHistory()
+
+    def _put_history(self, tx: _Tx, number: str, history: r.NumberHistory) -> None:
+        tx.txn.put(number.encode(), self._c.enc.encode(history), db=self._db["numbers"])
+
+    def expire_sent(self, sent_before: float, now: float, limit: int = 10_000) -> int:
+        """Sent messages whose receipt never came within the timeout end as unknown."""
+
+        def expire(tx: _Tx) -> int:
+            end = _U64.pack(_ms(sent_before))
+            cur = tx.txn.cursor(db=self._db["sent"])
+            keys = []
+            if cur.first():
+                for key in cur.iternext(values=False):
+                    if key >= end or len(keys) >= limit:
+                        break
+                    keys.append(key)
+            for key in keys:
+                msg = tx.get(_U64.unpack_from(key, 8)[0])
+                tx.move(msg, r.UNKNOWN, now, reason="no receipt within receipt_timeout")
+            return len(keys)
+
+        return self._write(expire)
+
+    def purge(self, older_than: float, limit: int = 1000) -> int:
+        """Retention: final messages older than ``older_than`` and their SMSC ids go.
+
+        The (batch, id) index stays, so re-running an old job does not resend it.
+        """
+
+        def purge(tx: _Tx) -> int:
+            end = _U64.pack(_ms(older_than))
+            cur = tx.txn.cursor(db=self._db["final"])
+            keys = []
+            if cur.first():
+                for key in cur.iternext(values=False):
+                    if key >= end or len(keys) >= limit:
+                        break
+                    keys.append(key)
+            for key in keys:
+                mid = _U64.unpack_from(key, 8)[0]
+                msg = tx.get(mid)
+                tx.txn.delete(key, db=self._db["final"])
+                if msg is None:
+                    continue
+                for smsc_id in msg.smsc_ids:
+                    tx.txn.delete(smsc_id.encode(), db=self._db["smsc"])
+                tx.txn.delete(_enc_id(mid), db=self._db["msgs"])
+                tx.count(msg, msg.state, -1)
+                self._bump(tx, b"purged")
+            return len(keys)
+
+        return self._write(purge)
+
+    # -- numbers: stop list, dead numbers ------------------------------------
+
+    def _stop(self, tx: _Tx, number: str, reason: str, at: float) -> None:
+        entry = r.StopEntry(reason=reason, at=at)
+        tx.txn.put(number.encode(), self._c.enc.encode(entry), db=self._db["stop"])
+
+    def stop(self, numbers: Iterable[str], reason: str, at: float) -> int:
+        nums = list(numbers)
+        self._write(lambda tx: [self._stop(tx, n, reason, at) for n in nums])
+        return len(nums)
+
+    def restore(self, numbers: Iterable[str]) -> int:
+        nums = list(numbers)
+
+        def restore(tx: _Tx) -> int:
+            done = 0
+            for n in nums:
+                done += tx.txn.delete(n.encode(), db=self._db["stop"])
+                done += tx.txn.delete(n.encode(), db=self._db["dead"])
+            return done
+
+        return self._write(restore)
+
+    def is_stopped(self, number: str) -> bool:
+        return self._read(lambda txn: txn.get(number.encode(), db=self._db["stop"]) is not None)
+
+    def list_stopped(self) -> list[tuple[str, r.StopEntry]]:
+        return self._read(
+            lambda txn: [
+                (k.decode(), self._c.stop.decode(v)) for k, v in txn.cursor(db=self._db["stop"])
+            ]
+        )
+
+    def mark_dead(self, number: str, evidence: list[r.Outcome], at: float, ttl: float) -> None:
+        entry = r.DeadEntry(at=at, expires=at + ttl, evidence=evidence)
+        self._write(
+            lambda tx: tx.txn.put(number.encode(), self._c.enc.encode(entry), db=self._db["dead"])
+        )
+
+    def list_dead(self) -> list[tuple[str, r.DeadEntry]]:
+        return self._read(
+            lambda txn: [
+                (k.decode(), self._c.dead.decode(v)) for k, v in txn.cursor(db=self._db["dead"])
+            ]
+        )
+
+    def history(self, number: str) -> r.NumberHistory:
+        raw = self._read(lambda txn: txn.get(number.encode(), db=self._db["numbers"]))
+        return self._c.history.decode(raw) if raw else r.NumberHistory()
+
+    # -- readers ---------------------------------------------------------------
+
+    def get(self, msg_id: int) -> r.Message | None:
+        raw = self._read(lambda txn: txn.get(_enc_id(msg_id), db=self._db["msgs"]))
+        return None if raw is None else self._c.msg.decode(raw)
+
+    def messages(self, batch: str | None = None) -> Iterator[r.Message]:
+        """Every message (of a batch), in id order: for tests, exports and tools."""
+        with self.env.begin() as txn:
+            for _, raw in txn.cursor(db=self._db["msgs"]):
+                msg = self._c.msg.decode(raw)
+                if batch is None or msg.batch == batch:
+                    yield msg
+
+    def counts(self) -> r.Counts:
+        def read(txn: lmdb.Transaction) -> r.Counts:
+            states: dict[str, int] = dict.fromkeys(r.STATES, 0)
+            kinds: dict[str, dict[str, int]] = {}
+            unmatched = 0
+            for key, raw in txn.cursor(db=self._db["counters"]):
+                n = _U64.unpack(raw)[0]
+                parts = key.split(b"\0")
+                if parts[0] == b"s":
+                    states[parts[1].decode()] = n
+                elif parts[0] == b"k" and n:
+                    kinds.setdefault(parts[1].decode(), {})[parts[2].decode()] = n
+                elif key == b"unmatched":
+                    unmatched = n
+            batches = {}
+            for key, raw in txn.cursor(db=self._db["batches"]):
+                info = self._c.batch.decode(raw)
+                if not info.loading_pid:
+                    batches[key.decode()] = dict(info.counts)
+            return r.Counts(states, batches, kinds, unmatched)
+
+        return self._read(read)
+
+    def due_count(self, now: float) -> int:
+        """Messages that could be sent now: queued, plus scheduled whose time has come."""
+
+        def read(txn: lmdb.Transaction) -> int:
+            n = txn.stat(self._db["ready"])["entries"]
+            cur = txn.cursor(db=self._db["sched"])
+            limit = _U64.pack(_ms(now) + 1)
+            if cur.first():
+                for key in cur.iternext(values=False):
+                    if key >= limit:
+                        break
+                    n += 1
+            return n
+
+        return self._read(read)
+
+    def batch_progress(self, batch: str) -> dict[str, int]:
+        raw = self._read(lambda txn: txn.get(batch.encode(), db=self._db["batches"]))
+        return dict(self._c.batch.decode(raw).counts) if raw else {}
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

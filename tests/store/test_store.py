@@ -1,0 +1,246 @@
+"""The LMDB store: every operation on a real environment in tmp_path."""
+
+import lmdb
+import pytest
+
+from engine.store import (
+    Fail,
+    MarkSent,
+    MarkUnknown,
+    NewMessage,
+    RecordMo,
+    RecordReceipt,
+    Requeue,
+    Schedule,
+    Skip,
+    Store,
+    StoreError,
+)
+from engine.store import store as store_mod
+
+NOW = 1_800_000_000.0
+
+
+def msgs(n, route="op", start=0, **kw):
+    return [
+        NewMessage(to=f"+7916{i:07d}", text="hi", sender="S", ext_id=str(i), route=route, **kw)
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "db")
+    yield s
+    s.close()
+
+
+def states(store):
+    return {k: v for k, v in store.counts().states.items() if v}
+
+
+def receipt(smsc_id, state="delivered", stat="DELIVRD", err=0, final=True):
+    return RecordReceipt(
+        candidates=(smsc_id,),
+        state=state,
+        final=final,
+        stat=stat,
+        err=err,
+        network_error=None,
+        at=NOW,
+    )
+
+
+def test_enqueue_is_idempotent_on_batch_and_id(store):
+    assert store.enqueue("b", msgs(10), now=NOW).queued == 10
+    again = store.enqueue("b", msgs(12), now=NOW)
+    assert (again.queued, again.duplicates) == (2, 10)
+    assert store.enqueue("other", msgs(3), now=NOW).queued == 3
+    assert states(store) == {"queued": 15}
+    assert store.counts().batches == {"b": {"queued": 12}, "other": {"queued": 3}}
+
+
+def test_duplicate_ids_inside_one_file_are_queued_once(store):
+    res = store.enqueue("b", msgs(3) + msgs(3), now=NOW)
+    assert (res.queued, res.duplicates) == (3, 3)
+
+
+def test_claim_in_order_per_route(store):
+    store.enqueue("b", msgs(5, route="a") + msgs(5, route="z", start=5), now=NOW)
+    first = store.claim("a", 3, NOW)
+    assert [m.ext_id for m in first] == ["0", "1", "2"]
+    assert all(m.state == "inflight" for m in first)
+    assert [m.ext_id for m in store.claim("z", 10, NOW)] == ["5", "6", "7", "8", "9"]
+    assert states(store) == {"queued": 2, "inflight": 8}
+
+
+def test_sent_then_receipts_final_and_counters_agree(store):
+    store.enqueue("b", msgs(3), now=NOW)
+    claimed = store.claim("op", 3, NOW)
+    store.apply([MarkSent(id=m.id, smsc_ids=[f"s{m.id}"], at=NOW) for m in claimed])
+    results = store.apply(
+        [receipt("s1"), receipt("s2", "undelivered", "UNDELIV", 1), receipt("nope")]
+    )
+    assert [r.detail for r in results] == ["delivered", "undelivered", "unmatched"]
+    assert states(store) == {"sent": 1, "delivered": 1, "undelivered": 1}
+    assert store.counts().unmatched_receipts == 1
+    assert store.get(2).err == 1
+
+
+def test_receipts_are_idempotent_and_final_is_never_overwritten(store):
+    store.enqueue("b", msgs(1), now=NOW)
+    (m,) = store.claim("op", 1, NOW)
+    store.apply([MarkSent(id=m.id, smsc_ids=["x"], at=NOW)])
+    store.apply([receipt("x", "enroute", "ENROUTE", final=False)])
+    assert store.get(m.id).state == "sent"
+    store.apply([receipt("x")])
+    dup = store.apply([receipt("x", "undelivered", "UNDELIV", 1)])
+    assert dup[0].detail == "duplicate"
+    assert store.get(m.id).state == "delivered"
+
+
+def test_multi_part_takes_the_worst_part(store):
+    store.enqueue("b", msgs(1), now=NOW)
+    (m,) = store.claim("op", 1, NOW)
+    store.apply([MarkSent(id=m.id, smsc_ids=["p1", "p2", "p3"], at=NOW)])
+    store.apply([receipt("p1"), receipt("p3", "expired", "EXPIRED", 27)])
+    assert store.get(m.id).state == "sent"
+    store.apply([receipt("p2")])
+    assert store.get(m.id).state == "expired"
+
+
+def test_requeue_keeps_the_place_and_schedule_waits(store):
+    store.enqueue("b", msgs(3), now=NOW)
+    first = store.claim("op", 1, NOW)[0]
+    store.apply([Requeue(id=first.id, due=0, reason="0x58", retry=True)])
+    assert [m.id for m in store.claim("op", 3, NOW)] == [1, 2, 3]
+    assert store.get(1).attempts == 1
+    store.apply([Schedule(id=2, due=NOW + 60)])
+    assert store.due_count(NOW) == 0
+    assert store.promote(NOW + 30) == 0
+    assert store.promote(NOW + 61) == 1
+    assert store.claim("op", 5, NOW + 61)[0].id == 2
+
+
+def test_fail_skip_unknown_and_expiry_at_claim(store):
+    store.enqueue("b", msgs(3) + msgs(1, start=3, expires=NOW - 1), now=NOW - 10)
+    a, b, c = store.claim("op", 3, NOW)
+    store.apply(
+        [
+            Fail(id=a.id, status=0x0B, description="Invalid destination", at=NOW),
+            Skip(id=b.id, reason="dead", at=NOW),
+            MarkUnknown(id=c.id, reason="no response", at=NOW),
+        ]
+    )
+    assert store.claim("op", 5, NOW) == []
+    assert store.get(4).reason == "expired"
+    assert states(store) == {"failed": 1, "skipped": 2, "unknown": 1}
+    assert store.apply([Skip(id=a.id, reason="x", at=NOW)])[0].ok is False
+
+
+def test_receipt_timeout_ends_as_unknown(store):
+    store.enqueue("b", msgs(2), now=NOW)
+    for m in store.claim("op", 2, NOW):
+        store.apply([MarkSent(id=m.id, smsc_ids=[str(m.id)], at=NOW + m.id)])
+    assert store.expire_sent(NOW + 1.5, NOW + 100) == 1
+    assert states(store) == {"unknown": 1, "sent": 1}
+
+
+@pytest.mark.parametrize(("policy", "state"), [("resend", "queued"), ("hold", "unknown")])
+def test_crash_recovery_of_inflight(tmp_path, policy, state):
+    s = Store.open(tmp_path / "db")
+    s.enqueue("b", msgs(4), now=NOW)
+    s.claim("op", 2, NOW)
+    s.close()  # as if the process died here: two messages inflight
+    s = Store.open(tmp_path / "db", on_crash_inflight=policy)
+    assert states(s) == ({"queued": 4} if state == "queued" else {"queued": 2, "unknown": 2})
+    if policy == "resend":
+        assert [m.id for m in s.claim("op", 4, NOW)] == [1, 2, 3, 4]
+    s.close()
+
+
+def test_purge_final_messages(store):
+    store.enqueue("b", msgs(2), now=NOW)
+    for m in store.claim("op", 2, NOW):
+        store.apply([MarkSent(id=m.id, smsc_ids=[f"s{m.id}"], at=NOW)])
+    store.apply([receipt("s1")])
+    assert store.purge(NOW + 1) == 1
+    assert store.get(1) is None
+    assert states(store) == {"sent": 1}
+    assert store.enqueue("b", msgs(1), now=NOW).queued == 0  # still idempotent
+
+
+def test_schema_mismatch_is_a_clear_error(tmp_path):
+    Store.open(tmp_path / "db").close()
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=20)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"schema", b"99")
+    env.close()
+    with pytest.raises(StoreError, match="schema 99"):
+        Store.open(tmp_path / "db")
+
+
+def test_map_grows_on_demand(tmp_path):
+    s = Store.open(tmp_path / "db", map_size=1 << 20)
+    s.enqueue(
+        "b",
+        [
+            NewMessage(to="+79161234567", text="x" * 500, sender="S", ext_id=str(i), route="op")
+            for i in range(5000)
+        ],
+        now=NOW,
+    )
+    assert s.counts().states["queued"] == 5000
+    assert s.env.info()["map_size"] > 1 << 20
+    s.close()
+
+
+def test_full_map_is_a_clear_error_and_nothing_is_half_written(tmp_path):
+    s = Store.open(tmp_path / "db", map_size=1 << 20, max_map_size=1 << 20)
+    with pytest.raises(StoreError, match="full"):
+        s.enqueue(
+            "b",
+            [
+                NewMessage(to="+79161234567", text="x" * 500, sender="S", ext_id=str(i), route="op")
+                for i in range(5000)
+            ],
+            now=NOW,
+        )
+    assert s.counts().states["queued"] == 0
+    s.close()
+
+
+def test_bad_batch_in_the_middle_leaves_nothing(store):
+    def gen():
+        yield from msgs(10)
+        raise ValueError("line 11 is bad")
+
+    with pytest.raises(ValueError, match="line 11"):
+        store.enqueue("b", gen(), now=NOW)
+    assert store.counts().batches == {}
+    assert list(store.messages()) == []
+    assert store.enqueue("b", msgs(10), now=NOW).queued == 10
+
+
+def test_large_batch_crosses_chunks(store, monkeypatch):
+    monkeypatch.setattr(store_mod, "LOAD_CHUNK", 100)
+    assert store.enqueue("b", msgs(1050), now=NOW).queued == 1050
+    assert len(store.claim("op", 2000, NOW)) == 1050
+
+
+def test_stop_list_dead_numbers_and_mo(store):
+    store.stop(["+79161234567"], "complaint", NOW)
+    assert store.is_stopped("+79161234567")
+    store.apply(
+        [RecordMo(source="+79160000001", destination="Shop", text="STOP", at=NOW, stop=True)]
+    )
+    assert {n for n, _ in store.list_stopped()} == {"+79161234567", "+79160000001"}
+    store.mark_dead("+79162222222", [], NOW, 86400)
+    assert [n for n, _ in store.list_dead()] == ["+79162222222"]
+    assert store.restore(["+79161234567", "+79162222222"]) == 2
+    assert [n for n, _ in store.list_stopped()] == ["+79160000001"]
+
+
+def test_status_on_a_missing_store_is_zero(tmp_path):
+    with pytest.raises(StoreError):
+        Store.open(tmp_path / "nothing", readonly=True)
