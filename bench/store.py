@@ -1,0 +1,134 @@
+"""Store benchmark: durable enqueue and the claim → sent → delivered cycle.
+
+    .venv/bin/python -m bench.store [--messages N] [--batch B] [--json]
+
+Each run uses a fresh LMDB in a temporary folder with fsync on (the store's
+default). The baseline, measured in the same run, is raw py-lmdb writing the
+same encoded records with putmulti in one transaction: the floor for any
+store on this machine. Ingest (JSON parsing, phonenumbers validation, part
+counting) is measured separately: it runs before the store and is bounded by
+phonenumbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+
+import lmdb
+import msgspec
+
+from engine import config, ingest
+from engine.store import MarkSent, NewMessage, RecordReceipt, Store
+
+TEXT = "Anna, we miss you! -40% on everything until 30.11: shop.example/r"
+
+
+def _messages(n: int) -> list[NewMessage]:
+    return [
+        NewMessage(to=f"+7916{i:07d}", text=TEXT, sender="Shop", ext_id=f"m{i}", route="op")
+        for i in range(n)
+    ]
+
+
+def bench_baseline(n: int) -> float:
+    enc = msgspec.msgpack.Encoder()
+    items = [(i.to_bytes(8, "big"), enc.encode(m)) for i, m in enumerate(_messages(n))]
+    with tempfile.TemporaryDirectory() as d:
+        env = lmdb.open(d, map_size=4 << 30)
+        t0 = time.perf_counter()
+        with env.begin(write=True) as txn:
+            txn.cursor().putmulti(items, append=True)
+        elapsed = time.perf_counter() - t0
+        env.close()
+    return n / elapsed
+
+
+def bench_enqueue(n: int) -> float:
+    msgs = _messages(n)
+    with tempfile.TemporaryDirectory() as d:
+        store = Store.open(d, map_size=1 << 30)
+        t0 = time.perf_counter()
+        store.enqueue("bench", msgs, now=time.time())
+        elapsed = time.perf_counter() - t0
+        store.close()
+    return n / elapsed
+
+
+def bench_cycle(n: int, batch: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        store = Store.open(d, map_size=1 << 30)
+        store.enqueue("bench", _messages(n), now=time.time())
+        done = 0
+        t0 = time.perf_counter()
+        while True:
+            now = time.time()
+            claimed = store.claim("op", batch, now)
+            if not claimed:
+                break
+            store.apply([MarkSent(id=m.id, smsc_ids=[f"{m.id:x}"], at=now) for m in claimed])
+            store.apply(
+                [
+                    RecordReceipt(
+                        candidates=(f"{m.id:x}",),
+                        state="delivered",
+                        final=True,
+                        stat="DELIVRD",
+                        err=0,
+                        network_error=None,
+                        at=now,
+                    )
+                    for m in claimed
+                ]
+            )
+            done += len(claimed)
+        elapsed = time.perf_counter() - t0
+        assert store.counts().states["delivered"] == n
+        store.close()
+    return n / elapsed
+
+
+def bench_ingest(n: int) -> float:
+    lines = "".join(
+        json.dumps({"id": f"m{i}", "to": f"+7916{i:07d}", "text": TEXT}) + "\n" for i in range(n)
+    )
+    validator = ingest.Validator(config.parse(b""))
+    t0 = time.perf_counter()
+    count = sum(1 for _ in ingest.messages(io.StringIO(lines), "bench.jsonl", validator))
+    elapsed = time.perf_counter() - t0
+    assert count == n
+    return n / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.store", description=__doc__)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1024, help="messages per transaction")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    n = args.messages
+    results = {
+        "baseline raw lmdb putmulti /s": round(bench_baseline(n)),
+        "enqueue durable /s": round(bench_enqueue(n)),
+        "claim+sent+delivered cycle /s": round(bench_cycle(n, args.batch)),
+        "ingest (validate JSONL) /s": round(bench_ingest(min(n, 50_000))),
+    }
+    base = results["baseline raw lmdb putmulti /s"]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    targets = {"enqueue durable /s": 200_000, "claim+sent+delivered cycle /s": 100_000}
+    for name, value in results.items():
+        target = targets.get(name)
+        verdict = "" if target is None else ("PASS" if value >= target else "MISS")
+        note = f"(target {target:,}: {verdict})" if target else ""
+        print(f"{name:32} {value:>10,}   {value / base:5.2f}× baseline  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
