@@ -177,6 +177,7 @@ class RecordReceipt(Op, frozen=True, kw_only=True, tag=True):
     err: int | None
     network_error: int | None
     at: float
+    hold: bool = False  # unmatched: the caller will retry, do not count it yet
 
 
 class RecordMo(Op, frozen=True, kw_only=True, tag=True):

@@ -573,7 +573,8 @@ class Store:
             if found is not None:
                 break
         if found is None:
-            self._bump(tx, b"unmatched")
+            if not op.hold:
+                self._bump(tx, b"unmatched")
             return r.Result(False, "unmatched")
         mid, part = _U64.unpack_from(found)[0], found[8]
         msg = tx.get(mid)

@@ -1,0 +1,418 @@
+"""The engine: wires the store, the dispatchers, the binds and the writer together.
+
+Lifetimes: the Engine owns one nursery; each Operator owns the nursery of its
+binds. Data flows one way: a dispatcher claims due messages of its route from
+the store (in batches, on the writer thread), builds their submit_sm parts and
+puts Jobs on the operator's bounded channel (backpressure); binds send them at
+the operator's pace and report Outcomes; the outcome loop turns outcomes into
+store operations and the writer commits them in groups. Inbound PDUs are
+answered only after their effect is committed; a receipt that arrives before
+its submit_sm_resp is held unanswered (bounded) until the id is committed, so
+a crash in between makes the SMSC resend it rather than lose it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from engine import routing
+from engine import store as st
+from engine.config import Config, OperatorConfig, seconds
+from engine.net.bind import (
+    Bind,
+    Inbound,
+    Job,
+    Lost,
+    Outcome,
+    StateChanged,
+    Submitted,
+    Unsent,
+    password_for,
+)
+from engine.sched.pacing import Pacer
+from engine.smpp import constants as c
+from engine.smpp import encoding, receipts
+from engine.submit import SubmitBuilder
+
+log = logging.getLogger("volley.engine")
+
+CLAIM_BATCH = 512
+HOLD_RECEIPTS = 10_000
+HOLD_SECONDS = 30.0
+RETRY_BASE = 2.0
+
+
+class Operator:
+    """One SMSC account: its pacer, its job channel, its binds."""
+
+    def __init__(self, cfg: OperatorConfig, engine: Engine) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.pacer = Pacer(cfg.tps)
+        self.capacity = max(64, min(4 * CLAIM_BATCH, cfg.window * cfg.binds * 2))
+        self.jobs_in, self.jobs = trio.open_memory_channel[Job](self.capacity)
+        self.builder = SubmitBuilder(cfg, max_parts=engine.cfg.defaults.max_parts)
+        self.paused = cfg.paused
+        password = password_for(cfg, os.environ.get)
+        self.binds: list[Bind] = []
+        for i in range(cfg.binds):
+            common = {"outcomes": engine.outcomes_in, "pacer": self.pacer, "password": password}
+            self.binds.append(Bind(cfg, i, jobs=self.jobs, **common))
+            if cfg.bind == "transmitter":
+                self.binds.append(Bind(cfg, i, jobs=None, mode="receiver", **common))
+
+    @property
+    def up(self) -> bool:
+        return not self.paused and any(
+            b.stats.state == "bound" and not b.paused for b in self.binds if b.mode != "receiver"
+        )
+
+    def free(self) -> int:
+        s = self.jobs_in.statistics()
+        return s.max_buffer_size - s.current_buffer_used
+
+    def bind(self, name: str) -> Bind | None:
+        return next((b for b in self.binds if b.name == name), None)
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for bind in self.binds:
+                await nursery.start(bind.run)
+
+    def stop(self) -> None:
+        for bind in self.binds:
+            bind.stop()
+
+
+class Engine:
+    def __init__(
+        self, cfg: Config, store: st.Store, *, wall: Callable[[], float] = time.time
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.outcomes_in, self.outcomes = trio.open_memory_channel[Outcome](8192)
+        self.operators = {op.name: Operator(op, self) for op in cfg.operators}
+        self._wall = wall
+        self._wall_offset = 0.0
+        self._db_limiter = trio.CapacityLimiter(1)
+        self._ops: list[st.Op] = []
+        self._after: list[Callable[[list[st.Result]], Awaitable[None] | None]] = []
+        self._ops_ready = trio.Event()
+        self._held: deque[tuple[float, Inbound, st.RecordReceipt]] = deque()
+        self._stopping = False
+        self._nursery: trio.Nursery | None = None
+        self.stopped = trio.Event()
+        self.receipt_timeout = seconds(cfg.defaults.receipt_timeout)
+        self.events: deque[str] = deque(maxlen=200)
+        self.totals = dict.fromkeys(
+            ("claimed", "submitted", "failed", "requeued", "lost", "receipts", "unmatched", "mo"), 0
+        )
+
+    def now(self) -> float:
+        """Wall-clock seconds, driven by trio's clock (so MockClock moves it too)."""
+        return self._wall_offset + trio.current_time()
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A store call on a worker thread; one at a time (one LMDB writer)."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._db_limiter)
+
+    def submit_op(self, op: st.Op) -> None:
+        self._ops.append(op)
+        self._ops_ready.set()
+
+    # -- lifetime -----------------------------------------------------------
+
+    async def run(
+        self,
+        *,
+        until_drained: bool = False,
+        task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        self._wall_offset = self._wall() - trio.current_time()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._writer)
+                nursery.start_soon(self._outcome_loop)
+                nursery.start_soon(self._housekeeping)
+                for op in self.operators.values():
+                    nursery.start_soon(op.run)
+                    nursery.start_soon(self._dispatch, op)
+                task_status.started(self)
+                self._event(f"engine started: {len(self.operators)} operator(s)")
+                if until_drained:
+                    nursery.start_soon(self._stop_when_drained)
+        finally:
+            self.stopped.set()
+
+    async def _stop_when_drained(self) -> None:
+        while not await self.drained():  # noqa: ASYNC110
+            await trio.sleep(0.25)
+        self._event("drained")
+        await self.stop()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let binds drain and unbind, commit everything, then end."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._event("stopping: draining in-flight responses, then unbinding")
+        for op in self.operators.values():
+            op.stop()
+        with trio.move_on_after(grace):
+            while not all(b.stats.state in ("stopped", "failed") for b in self._all_binds()):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        for op in self.operators.values():
+            self._give_back_queued(op)
+        with trio.move_on_after(grace):
+            while self._ops or self._writing:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def _give_back_queued(self, op: Operator) -> None:
+        while True:
+            try:
+                job = op.jobs.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            self.submit_op(st.Requeue(id=job.msg_id, due=0.0, reason="engine stopped"))
+
+    def _all_binds(self) -> list[Bind]:
+        return [b for op in self.operators.values() for b in op.binds]
+
+    async def drained(self) -> bool:
+        if self._ops or self._writing or self._held:
+            return False
+        if any(op.jobs_in.statistics().current_buffer_used for op in self.operators.values()):
+            return False
+        if any(b.stats.window_used for b in self._all_binds()):
+            return False
+        counts = await trio.to_thread.run_sync(self.store.counts)
+        due = await trio.to_thread.run_sync(self.store.due_count, self.now())
+        return due == 0 and counts.states["inflight"] == 0 and counts.states["sent"] == 0
+
+    # -- the writer: group commit ------------------------------------------
+
+    _writing = False
+
+    async def _writer(self) -> None:
+        while True:
+            await self._ops_ready.wait()
+            self._ops_ready = trio.Event()
+            ops, self._ops = self._ops, []
+            after, self._after = self._after, []
+            if not ops and not after:
+                continue
+            self._writing = True
+            try:
+                results = await self.db(self.store.apply, ops) if ops else []
+            finally:
+                self._writing = False
+            for fn in after:
+                res = fn(results)
+                if res is not None:
+                    await res
+            if any(isinstance(op, st.MarkSent) for op in ops) and self._held:
+                self._retry_held()
+
+    def after_commit(self, fn: Callable[[list[st.Result]], Awaitable[None] | None]) -> None:
+        self._after.append(fn)
+        self._ops_ready.set()
+
+    # -- dispatch: store -> jobs -------------------------------------------
+
+    async def _dispatch(self, operator: Operator) -> None:
+        idle = 0.05
+        while not self._stopping:
+            routes = self._routes_for(operator)
+            free = operator.free()
+            if not routes or free < min(CLAIM_BATCH // 4, operator.capacity // 2):
+                await trio.sleep(0.02)
+                continue
+            claimed = 0
+            for route in routes:
+                msgs = await self.db(self.store.claim, route, free - claimed, self.now())
+                claimed += len(msgs)
+                for msg in msgs:
+                    self._hand_over(operator, route, msg)
+            if claimed:
+                self.totals["claimed"] += claimed
+                idle = 0.05
+            else:
+                await trio.sleep(idle)
+                idle = min(1.0, idle * 2)
+
+    def _routes_for(self, operator: Operator) -> list[str]:
+        """Its own route when up, plus those of down or paused operators failing over to it."""
+        if not operator.up:
+            return []
+        return [operator.name] + [
+            other.name
+            for other in self.operators.values()
+            if other is not operator and not other.up and self._failover(other) is operator
+        ]
+
+    def _failover(self, down: Operator) -> Operator | None:
+        """The first operator of ``down``'s failover list that is up."""
+        return next((self.operators[n] for n in down.cfg.failover if self.operators[n].up), None)
+
+    def _hand_over(self, operator: Operator, route: str, msg: st.Message) -> None:
+        if route != operator.name and not routing.accepts(operator.cfg, msg.to):
+            self.submit_op(st.Requeue(id=msg.id, due=self.now() + 1.0, reason="no route"))
+            return
+        try:
+            parts = operator.builder.build(msg.to, msg.text, msg.sender)
+        except (encoding.TextTooLong, encoding.EncodingError) as exc:
+            self.submit_op(st.Fail(id=msg.id, status=0, description=str(exc), at=self.now()))
+            return
+        operator.jobs_in.send_nowait(Job(msg.id, parts, attempts=msg.attempts))
+
+    # -- outcomes: binds -> store operations ---------------------------------
+
+    async def _outcome_loop(self) -> None:
+        async for outcome in self.outcomes:
+            if isinstance(outcome, Submitted):
+                self._submitted(outcome)
+            elif isinstance(outcome, Inbound):
+                self._inbound(outcome)
+            elif isinstance(outcome, Lost):
+                self._lost(outcome)
+            elif isinstance(outcome, Unsent):
+                self.submit_op(st.Requeue(id=outcome.job.msg_id, due=0.0, reason="not sent"))
+            elif isinstance(outcome, StateChanged):
+                self._event(f"bind {outcome.bind}: {outcome.state} {outcome.detail}".rstrip())
+
+    def _submitted(self, out: Submitted) -> None:
+        job, status, now = out.job, out.status, self.now()
+        if status == 0:
+            self.totals["submitted"] += 1
+            ids = [receipts.canonical_id(i) for i in job.smsc_ids]
+            self.submit_op(st.MarkSent(id=job.msg_id, smsc_ids=ids, at=now))
+            return
+        operator = self.operators[out.bind.split("#", 1)[0]]
+        desc = f"0x{status:02X} {c.status_description(status)}"
+        if status in c.THROTTLE_STATUSES:
+            self.totals["requeued"] += 1
+            self.submit_op(st.Requeue(id=job.msg_id, due=0.0, reason=desc))
+        elif status in c.TRANSIENT_STATUSES and job.attempts < operator.cfg.max_retries:
+            self.totals["requeued"] += 1
+            delay = RETRY_BASE * 2**job.attempts
+            self.submit_op(st.Requeue(id=job.msg_id, due=now + delay, reason=desc, retry=True))
+        else:
+            self.totals["failed"] += 1
+            self.submit_op(st.Fail(id=job.msg_id, status=status, description=desc, at=now))
+
+    def _lost(self, out: Lost) -> None:
+        """No response (timeout or connection loss): treated as a crash would be."""
+        self.totals["lost"] += 1
+        reason = f"no response: {out.reason}"
+        if self.cfg.store.on_crash_inflight == "resend":
+            self.submit_op(st.Requeue(id=out.job.msg_id, due=0.0, reason=reason))
+        else:
+            self.submit_op(st.MarkUnknown(id=out.job.msg_id, reason=reason, at=self.now()))
+
+    def _inbound(self, inb: Inbound) -> None:
+        pdu = inb.pdu
+        if not receipts.is_receipt(pdu.esm_class):
+            self._mo(inb)
+            return
+        self.totals["receipts"] += 1
+        rec = receipts.parse_receipt_pdu(pdu)
+        if isinstance(rec, receipts.ReceiptError):
+            self._event(f"unparseable receipt from {inb.bind}: {rec.reason}")
+            self.after_commit(lambda _: self._ack(inb))
+            return
+        form = self.operators[inb.bind.split("#", 1)[0]].cfg.receipt_id_form
+        op = st.RecordReceipt(
+            candidates=receipts.normalise_id(rec.message_id, form),
+            state=rec.state,
+            final=rec.final,
+            stat=rec.stat,
+            err=rec.err,
+            network_error=rec.network_error[1] if rec.network_error else None,
+            at=self.now(),
+            hold=True,
+        )
+        self._record_receipt(inb, op)
+
+    def _record_receipt(self, inb: Inbound, op: st.RecordReceipt) -> None:
+        index = len(self._ops)
+        self.submit_op(op)
+
+        def done(results: list[st.Result]) -> Awaitable[None] | None:
+            result = results[index] if index < len(results) else None
+            unmatched = result is not None and result.detail == "unmatched" and op.hold
+            if unmatched and len(self._held) < HOLD_RECEIPTS:
+                self._held.append((self.now(), inb, op))
+                return None
+            return self._ack(inb)
+
+        self._after.append(done)
+
+    def _retry_held(self) -> None:
+        now, held = self.now(), self._held
+        self._held = deque()
+        for since, inb, op in held:
+            if now - since > HOLD_SECONDS:
+                self.totals["unmatched"] += 1
+                op = st.RecordReceipt(**{**_fields(op), "hold": False})
+            self._record_receipt(inb, op)
+
+    def _mo(self, inb: Inbound) -> None:
+        pdu = inb.pdu
+        sm = pdu.short_message or pdu.message_payload or b""
+        text = encoding.decode_text(encoding.strip_udh(sm, pdu.esm_class), pdu.data_coding)
+        stop = text.strip().casefold() in {k.casefold() for k in self.cfg.stop.keywords}
+        self.totals["mo"] += 1
+        self.submit_op(
+            st.RecordMo(
+                source="+" + pdu.source_addr.removeprefix("+"),
+                destination=pdu.destination_addr,
+                text=text,
+                at=self.now(),
+                bind=inb.bind,
+                stop=stop,
+            )
+        )
+        if stop:
+            self._event(f"opt-out: {pdu.source_addr} sent {text!r}, stop-listed")
+        self.after_commit(lambda _: self._ack(inb))
+
+    async def _ack(self, inb: Inbound) -> None:
+        for op in self.operators.values():
+            bind = op.bind(inb.bind)
+            if bind is not None:
+                await bind.ack(inb)
+                return
+
+    # -- housekeeping ---------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        last_sweep = -1e18
+        while True:
+            now = self.now()
+            await self.db(self.store.promote, now)
+            if now - last_sweep >= min(60.0, self.receipt_timeout / 4):
+                last_sweep = now
+                n = await self.db(self.store.expire_sent, now - self.receipt_timeout, now)
+                if n:
+                    self._event(f"{n} message(s) had no receipt within receipt_timeout: unknown")
+            if self._held:
+                self._retry_held()
+            await trio.sleep(1.0)
+
+    def _event(self, text: str) -> None:
+        self.events.append(text)
+        log.info(text)
+
+
+def _fields(op: st.RecordReceipt) -> dict[str, Any]:
+    return {f: getattr(op, f) for f in op.__struct_fields__}
