@@ -197,7 +197,8 @@ class Engine:
             return False
         counts = await trio.to_thread.run_sync(self.store.counts)
         due = await trio.to_thread.run_sync(self.store.due_count, self.now())
-        return due == 0 and counts.states["inflight"] == 0 and counts.states["sent"] == 0
+        awaiting = await trio.to_thread.run_sync(self.store.awaiting_receipts)
+        return due == 0 and counts.states["inflight"] == 0 and awaiting == 0
 
     # -- the writer: group commit ------------------------------------------
 
@@ -292,12 +293,13 @@ class Engine:
 
     def _submitted(self, out: Submitted) -> None:
         job, status, now = out.job, out.status, self.now()
+        operator = self.operators[out.bind.split("#", 1)[0]]
         if status == 0:
             self.totals["submitted"] += 1
             ids = [receipts.canonical_id(i) for i in job.smsc_ids]
-            self.submit_op(st.MarkSent(id=job.msg_id, smsc_ids=ids, at=now))
+            receipt = operator.cfg.registered_delivery
+            self.submit_op(st.MarkSent(id=job.msg_id, smsc_ids=ids, at=now, receipt=receipt))
             return
-        operator = self.operators[out.bind.split("#", 1)[0]]
         desc = f"0x{status:02X} {c.status_description(status)}"
         if status in c.THROTTLE_STATUSES:
             self.totals["requeued"] += 1

@@ -317,14 +317,22 @@ class Bind:
     async def _reader(self, scope: trio.CancelScope) -> None:
         while True:
             events = await self._receive()
+            done = [
+                self._response(ev.request, ev.response)
+                for ev in events
+                if isinstance(ev, ResponseReceived)
+            ]
+            for outcome in done:
+                if outcome is not None:
+                    await self._outcomes.send(outcome)
             for ev in events:
                 await self._handle(ev)
             await self._flush()
 
     async def _handle(self, ev: Any) -> None:
         if isinstance(ev, ResponseReceived):
-            await self._response(ev.request, ev.response)
-        elif isinstance(ev, RequestReceived):
+            return
+        if isinstance(ev, RequestReceived):
             pdu = ev.pdu
             if isinstance(pdu, (DeliverSm, DataSm)):
                 self.stats.receipts += 1
@@ -345,12 +353,13 @@ class Bind:
         elif isinstance(ev, UnmatchedResponse):
             self.stats.last_error = f"unmatched response seq {ev.pdu.sequence}"
 
-    async def _response(self, request: Pdu, response: Pdu) -> None:
+    def _response(self, request: Pdu, response: Pdu) -> Submitted | None:
+        """Book a response; the job's outcome once every part is answered."""
         entry = self._pending.pop(request.sequence, None)
         self.stats.window_used = len(self._pending)
         self._window_open.set()
         if entry is None:
-            return
+            return None
         job = entry[0]
         status = response.status
         if isinstance(response, GenericNack) and status == 0:
@@ -367,8 +376,7 @@ class Bind:
             if job.status == 0 or status not in c.TRANSIENT_STATUSES:
                 job.status = status
         job.answered += 1
-        if job.answered == len(job.parts):
-            await self._outcomes.send(Submitted(job, job.status, self.name))
+        return Submitted(job, job.status, self.name) if job.answered == len(job.parts) else None
 
     async def _sender(self) -> None:
         """Keep the window full at the operator's pace; flush when about to wait."""

@@ -59,6 +59,7 @@ class Counters:
                 "enquire_link",
                 "connections",
                 "dropped_slow",
+                "max_delayed_responses",
             ),
             0,
         )
@@ -306,6 +307,7 @@ class Connection:
         self._sent_at: dict[int, tuple[float, p.DeliverSm, int]] = {}
         self._write_lock = trio.Lock()
         self._last_rx = 0.0
+        self._delayed = 0
 
     @property
     def bound(self) -> bool:
@@ -397,6 +399,11 @@ class Connection:
     def _answer(self, req: p.Pdu, status: int, message_id: str) -> None:
         delay = self.smsc.options.response_delay
         if delay:
+            self._delayed += 1
+            counters = self.smsc.counters.values
+            counters["max_delayed_responses"] = max(
+                counters["max_delayed_responses"], self._delayed
+            )
             self._at(trio.current_time() + delay, "respond", (req, status, message_id))
         else:
             self.session.respond(req, status, message_id=message_id)
@@ -480,6 +487,7 @@ class Connection:
                 if kind == "receipt":
                     self.smsc.route_receipt(self, payload)
                 elif kind == "respond":
+                    self._delayed -= 1
                     req, status, message_id = payload
                     self.session.respond(req, status, message_id=message_id)
             if o.receipt_resend_after:

@@ -68,6 +68,7 @@ class Message(Record):
     part_states: list[str] = []
     network_error: int | None = None
     zone: str = ""
+    receipt: bool = True  # sent with registered_delivery: awaits a receipt
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -136,6 +137,7 @@ class MarkSent(Op, frozen=True, kw_only=True, tag=True):
     smsc_ids: list[str]
     at: float
     track: bool = False  # keep the send time in the number's history (frequency caps)
+    receipt: bool = True  # a receipt was requested; without one, nothing is awaited
 
 
 class Requeue(Op, frozen=True, kw_only=True, tag=True):

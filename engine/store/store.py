@@ -120,7 +120,7 @@ class _Tx:
         if state == r.INFLIGHT:
             return key, db["inflight"]
         if state == r.SENT:
-            return _U64.pack(_ms(msg.updated)) + key, db["sent"]
+            return (_U64.pack(_ms(msg.updated)) + key, db["sent"]) if msg.receipt else None
         if state in r.FINAL:
             return _U64.pack(_ms(msg.updated)) + key, db["final"]
         return None
@@ -538,13 +538,13 @@ class Store:
         if msg.state in r.FINAL:
             return r.Result(False, f"message {op.id} is already {msg.state}", op.id)
         match op:
-            case r.MarkSent(smsc_ids=ids, at=at, track=track):
+            case r.MarkSent(smsc_ids=ids, at=at, track=track, receipt=receipt):
                 self._index_smsc(tx, msg.id, ids)
                 if track:
                     history = self._history(tx, msg.to)
                     history.sent = [*history.sent[-49:], at]
                     self._put_history(tx, msg.to, history)
-                tx.move(msg, r.SENT, at, smsc_ids=ids, part_states=[""] * len(ids))
+                tx.move(msg, r.SENT, at, smsc_ids=ids, part_states=[""] * len(ids), receipt=receipt)
             case r.Requeue(due=due, reason=reason, retry=retry):
                 state = r.QUEUED if due <= msg.updated or due <= 0 else r.SCHEDULED
                 tx.move(
@@ -786,6 +786,10 @@ class Store:
             return n
 
         return self._read(read)
+
+    def awaiting_receipts(self) -> int:
+        """Sent messages still waiting for their final receipt."""
+        return self._read(lambda txn: txn.stat(self._db["sent"])["entries"])
 
     def batch_progress(self, batch: str) -> dict[str, int]:
         raw = self._read(lambda txn: txn.get(batch.encode(), db=self._db["batches"]))

@@ -1,0 +1,164 @@
+"""The control channel's messages: length-prefixed msgpack of tagged msgspec Structs.
+
+Defined once here; the engine serves them and the TUI imports them. Every frame
+is a 4-byte big-endian length followed by one msgpack-encoded Request or Reply.
+``VERSION`` travels in Hello; a peer with another version gets an Error.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+
+VERSION = 1
+MAX_FRAME = 16 * 1024 * 1024
+LENGTH = struct.Struct(">I")
+
+
+class Base(msgspec.Struct, tag=True, frozen=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+# -- requests ----------------------------------------------------------------
+
+
+class Hello(Base):
+    version: int = VERSION
+    client: str = ""
+
+
+class Subscribe(Base):
+    interval: float = 1.0
+
+
+class Unsubscribe(Base):
+    pass
+
+
+class Pause(Base):
+    operator: str = ""
+    bind: str = ""
+    batch: str = ""
+
+
+class Resume(Base):
+    operator: str = ""
+    bind: str = ""
+    batch: str = ""
+
+
+class Reconnect(Base):
+    bind: str
+
+
+class SetTps(Base):
+    operator: str
+    tps: float
+
+
+class StopNumber(Base):
+    number: str
+    reason: str = "operator"
+
+
+class Drain(Base):
+    """Stop taking new work, finish what is in flight, then stop the engine."""
+
+
+Request = Hello | Subscribe | Unsubscribe | Pause | Resume | Reconnect | SetTps | StopNumber | Drain
+
+
+# -- replies -----------------------------------------------------------------
+
+
+class BindView(Base):
+    name: str
+    operator: str
+    state: str
+    tps_now: float = 0.0
+    tps_limit: float = 0.0
+    window_used: int = 0
+    window: int = 0
+    submitted: int = 0
+    errors: int = 0
+    throttled: int = 0
+    last_error: str = ""
+    reconnects: int = 0
+    paused: bool = False
+
+
+class WindowView(Base):
+    kind: str
+    open: bool
+    next_open: str = ""
+    zone: str = ""
+
+
+class Snapshot(Base):
+    at: float
+    binds: list[BindView] = []
+    states: dict[str, int] = {}
+    batches: dict[str, dict[str, int]] = {}
+    paused_batches: list[str] = []
+    receipts: dict[str, int] = {}
+    top_errors: list[tuple[str, int]] = []
+    windows: list[WindowView] = []
+    rates: dict[str, float] = {}
+    events: list[str] = []
+    dead: int = 0
+    stopped: int = 0
+
+
+class Ok(Base):
+    detail: str = ""
+
+
+class Error(Base):
+    message: str
+
+
+Reply = Ok | Error | Snapshot | Hello
+
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_reply_decoder = msgspec.msgpack.Decoder(Reply)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def frame(msg: Base) -> bytes:
+    body = _encoder.encode(msg)
+    return LENGTH.pack(len(body)) + body
+
+
+def decode_request(body: bytes) -> Request:
+    """Raises msgspec.DecodeError / ValidationError with a readable message."""
+    return _request_decoder.decode(body)
+
+
+def decode_reply(body: bytes) -> Reply:
+    return _reply_decoder.decode(body)
+
+
+class FrameError(Exception):
+    pass
+
+
+class FrameReader:
+    """Splits a byte stream into frame bodies (sans-IO)."""
+
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self._buf = bytearray()
+        self._max = max_frame
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        out: list[bytes] = []
+        while len(self._buf) >= 4:
+            (n,) = LENGTH.unpack_from(self._buf)
+            if n > self._max:
+                raise FrameError(f"frame of {n} bytes exceeds the {self._max}-byte limit")
+            if len(self._buf) < 4 + n:
+                break
+            out.append(bytes(self._buf[4 : 4 + n]))
+            del self._buf[: 4 + n]
+        return out
