@@ -1,0 +1,85 @@
+"""kill -9 of `volley run` at random moments, restart, drain: nothing lost, few duplicates."""
+
+import collections
+import json
+import random
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+WINDOW = 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("simulator did not start")
+
+
+def volley(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "engine", *args], **kw)
+
+
+def test_kill_9_restart_drain(tmp_path):
+    port = free_port()
+    wire = tmp_path / "wire.jsonl"
+    cfg = tmp_path / "engine.toml"
+    cfg.write_text(
+        f'[store]\npath = "db"\n[[operators]]\nname = "local"\nport = {port}\n'
+        f'password = "x"\ntps = 1500\nwindow = {WINDOW}\nreconnect_min = "0.05s"\n'
+    )
+    batch = tmp_path / "batch.jsonl"
+    n = 2000
+    batch.write_text(
+        "".join(
+            json.dumps({"id": str(i), "to": f"+7916{i:07d}", "text": f"msg {i}"}) + "\n"
+            for i in range(n)
+        )
+    )
+    smsc = volley("smsc", "--port", str(port), "--record", str(wire),
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        assert volley("enqueue", str(batch), "--config", str(cfg), "--batch", "b",
+                      stdout=subprocess.DEVNULL).wait() == 0
+        rng = random.Random(11)
+        kills = 0
+        for _ in range(3):
+            run = volley("run", "--config", str(cfg), stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.3, 0.9))
+            run.kill()
+            run.wait()
+            kills += 1
+        final = volley("run", "--config", str(cfg), "--until-drained", "--timeout", "60",
+                       stderr=subprocess.DEVNULL)
+        assert final.wait(timeout=90) == 0
+        status = subprocess.run(
+            [sys.executable, "-m", "engine", "status", "--json", "--config", str(cfg)],
+            capture_output=True, text=True, check=True,
+        )
+    finally:
+        smsc.terminate()
+        smsc.wait()
+    sent = collections.Counter(json.loads(line)["text"] for line in wire.read_text().splitlines())
+    assert set(sent) == {f"msg {i}" for i in range(n)}, "every message reached the SMSC"
+    duplicates = sum(c - 1 for c in sent.values())
+    assert duplicates <= kills * WINDOW, duplicates
+    states = json.loads(status.stdout)["states"]
+    assert states["delivered"] == n
+    assert sum(states.values()) == n
