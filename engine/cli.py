@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and argv[1:2] not in (["-h"], ["--help"]):
+        from engine.commands import bench
+
+        return bench.dispatch(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     from engine.config import ConfigError

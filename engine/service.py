@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -31,6 +31,7 @@ from engine.net.bind import (
     Job,
     Lost,
     Outcome,
+    Report,
     StateChanged,
     Submitted,
     Unsent,
@@ -97,15 +98,16 @@ class Engine:
     ) -> None:
         self.cfg = cfg
         self.store = store
-        self.outcomes_in, self.outcomes = trio.open_memory_channel[Outcome](8192)
+        self.outcomes_in, self.outcomes = trio.open_memory_channel[Report](8192)
         self.operators = {op.name: Operator(op, self) for op in cfg.operators}
         self._wall = wall
         self._wall_offset = 0.0
         self._db_limiter = trio.CapacityLimiter(1)
         self._ops: list[st.Op] = []
-        self._after: list[Callable[[list[st.Result]], Awaitable[None] | None]] = []
+        self._after: list[Callable[[list[st.Result]], None]] = []
         self._ops_ready = trio.Event()
         self._held: deque[tuple[float, Inbound, st.RecordReceipt]] = deque()
+        self._to_flush: set[Bind] = set()
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self.stopped = trio.Event()
@@ -218,13 +220,14 @@ class Engine:
             finally:
                 self._writing = False
             for fn in after:
-                res = fn(results)
-                if res is not None:
-                    await res
+                fn(results)
+            binds, self._to_flush = self._to_flush, set()
+            for bind in binds:
+                await bind.flush()
             if any(isinstance(op, st.MarkSent) for op in ops) and self._held:
                 self._retry_held()
 
-    def after_commit(self, fn: Callable[[list[st.Result]], Awaitable[None] | None]) -> None:
+    def after_commit(self, fn: Callable[[list[st.Result]], None]) -> None:
         self._after.append(fn)
         self._ops_ready.set()
 
@@ -279,17 +282,21 @@ class Engine:
     # -- outcomes: binds -> store operations ---------------------------------
 
     async def _outcome_loop(self) -> None:
-        async for outcome in self.outcomes:
-            if isinstance(outcome, Submitted):
-                self._submitted(outcome)
-            elif isinstance(outcome, Inbound):
-                self._inbound(outcome)
-            elif isinstance(outcome, Lost):
-                self._lost(outcome)
-            elif isinstance(outcome, Unsent):
-                self.submit_op(st.Requeue(id=outcome.job.msg_id, due=0.0, reason="not sent"))
-            elif isinstance(outcome, StateChanged):
-                self._event(f"bind {outcome.bind}: {outcome.state} {outcome.detail}".rstrip())
+        async for report in self.outcomes:
+            for outcome in report if isinstance(report, list) else (report,):
+                self._outcome(outcome)
+
+    def _outcome(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Submitted):
+            self._submitted(outcome)
+        elif isinstance(outcome, Inbound):
+            self._inbound(outcome)
+        elif isinstance(outcome, Lost):
+            self._lost(outcome)
+        elif isinstance(outcome, Unsent):
+            self.submit_op(st.Requeue(id=outcome.job.msg_id, due=0.0, reason="not sent"))
+        elif isinstance(outcome, StateChanged):
+            self._event(f"bind {outcome.bind}: {outcome.state} {outcome.detail}".rstrip())
 
     def _submitted(self, out: Submitted) -> None:
         job, status, now = out.job, out.status, self.now()
@@ -349,13 +356,13 @@ class Engine:
         index = len(self._ops)
         self.submit_op(op)
 
-        def done(results: list[st.Result]) -> Awaitable[None] | None:
+        def done(results: list[st.Result]) -> None:
             result = results[index] if index < len(results) else None
             unmatched = result is not None and result.detail == "unmatched" and op.hold
             if unmatched and len(self._held) < HOLD_RECEIPTS:
                 self._held.append((self.now(), inb, op))
-                return None
-            return self._ack(inb)
+            else:
+                self._ack(inb)
 
         self._after.append(done)
 
@@ -388,12 +395,12 @@ class Engine:
             self._event(f"opt-out: {pdu.source_addr} sent {text!r}, stop-listed")
         self.after_commit(lambda _: self._ack(inb))
 
-    async def _ack(self, inb: Inbound) -> None:
-        for op in self.operators.values():
-            bind = op.bind(inb.bind)
-            if bind is not None:
-                await bind.ack(inb)
-                return
+    def _ack(self, inb: Inbound) -> None:
+        """Queue the answer on its bind; the writer flushes every such bind once per commit."""
+        operator = self.operators[inb.bind.split("#", 1)[0]]
+        bind = operator.bind(inb.bind)
+        if bind is not None and bind.ack(inb):
+            self._to_flush.add(bind)
 
     # -- housekeeping ---------------------------------------------------------
 

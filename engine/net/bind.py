@@ -113,6 +113,8 @@ class StateChanged(msgspec.Struct, frozen=True):
 
 
 Outcome = Submitted | Lost | Unsent | Inbound | StateChanged
+# What a bind puts on the outcome channel: one outcome, or all that one read produced.
+Report = Outcome | list[Outcome]
 
 
 class BindStats(msgspec.Struct):
@@ -154,7 +156,7 @@ class Bind:
         index: int,
         *,
         jobs: trio.MemoryReceiveChannel[Job] | None,
-        outcomes: trio.MemorySendChannel[Outcome],
+        outcomes: trio.MemorySendChannel[Report],
         pacer: Pacer,
         mode: str | None = None,
         password: str = "",
@@ -172,6 +174,7 @@ class Bind:
         self._idle = seconds(op.enquire_link_interval)
         self.stats = BindStats()
         self.paused = False
+        self.latencies: list[float] | None = None  # submit -> response, when measuring
         self._session: Session | None = None
         self._stream: trio.abc.Stream | None = None
         self._pending: dict[int, tuple[Job, float]] = {}
@@ -317,29 +320,25 @@ class Bind:
     async def _reader(self, scope: trio.CancelScope) -> None:
         while True:
             events = await self._receive()
-            done = [
-                self._response(ev.request, ev.response)
-                for ev in events
-                if isinstance(ev, ResponseReceived)
-            ]
-            for outcome in done:
-                if outcome is not None:
-                    await self._outcomes.send(outcome)
+            batch: list[Outcome] = []
             for ev in events:
-                await self._handle(ev)
+                if isinstance(ev, ResponseReceived):
+                    outcome = self._response(ev.request, ev.response)
+                    if outcome is not None:
+                        batch.append(outcome)
+            now = trio.current_time()
+            for ev in events:
+                if isinstance(ev, RequestReceived) and isinstance(ev.pdu, DeliverSm | DataSm):
+                    self.stats.receipts += 1
+                    batch.append(Inbound(ev.pdu, self.name, now, self._connections))
+                elif not isinstance(ev, ResponseReceived):
+                    await self._handle(ev)
+            if batch:
+                await self._outcomes.send(batch)
             await self._flush()
 
     async def _handle(self, ev: Any) -> None:
-        if isinstance(ev, ResponseReceived):
-            return
-        if isinstance(ev, RequestReceived):
-            pdu = ev.pdu
-            if isinstance(pdu, (DeliverSm, DataSm)):
-                self.stats.receipts += 1
-                await self._outcomes.send(
-                    Inbound(pdu, self.name, trio.current_time(), self._connections)
-                )
-        elif isinstance(ev, Closed) and self._stopping:
+        if isinstance(ev, Closed) and self._stopping:
             self._closed.set()
         elif isinstance(ev, (UnbindRequested, Closed)):
             await self._flush()
@@ -360,6 +359,8 @@ class Bind:
         self._window_open.set()
         if entry is None:
             return None
+        if self.latencies is not None and len(self.latencies) < 1_000_000:
+            self.latencies.append(trio.current_time() - entry[1] + self._timeout)
         job = entry[0]
         status = response.status
         if isinstance(response, GenericNack) and status == 0:
@@ -400,9 +401,10 @@ class Bind:
             deadline = trio.current_time() + self._timeout
             for part in job.parts:
                 while session.window_free <= 0:
+                    self._window_open = trio.Event()  # before any await: no lost wake-up
                     await self._flush()
-                    self._window_open = trio.Event()
-                    await self._window_open.wait()
+                    if session.window_free <= 0:
+                        await self._window_open.wait()
                 while True:
                     now = trio.current_time()
                     t = pacer.next_time(now)
@@ -463,17 +465,21 @@ class Bind:
 
     # -- service calls ---------------------------------------------------
 
-    async def ack(self, inbound: Inbound, status: int = 0) -> None:
-        """Answer an inbound PDU once its effect is committed.
+    def ack(self, inbound: Inbound, status: int = 0) -> bool:
+        """Queue the answer to an inbound PDU once its effect is committed; flush() sends it.
 
         Only on the connection it came in on: after a reconnect the SMSC resends it.
         """
         if self._stream is None or inbound.connection != self._connections:
-            return
-        pdu = inbound.pdu
-        self._session.respond(pdu, status)
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            await self._flush()
+            return False
+        self._session.respond(inbound.pdu, status)
+        return True
+
+    async def flush(self) -> None:
+        """Send what is queued, if the link is still there."""
+        if self._stream is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                await self._flush()
 
 
 def _describe(exc: BaseException) -> str:
