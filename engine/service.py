@@ -112,6 +112,7 @@ class Engine:
         self._nursery: trio.Nursery | None = None
         self.stopped = trio.Event()
         self.receipt_timeout = seconds(cfg.defaults.receipt_timeout)
+        self.retention = seconds(cfg.store.retention)
         self.events: deque[str] = deque(maxlen=200)
         self.totals = dict.fromkeys(
             ("claimed", "submitted", "failed", "requeued", "lost", "receipts", "unmatched", "mo"), 0
@@ -416,6 +417,7 @@ class Engine:
                     self._event(f"{n} message(s) had no receipt within receipt_timeout: unknown")
             if self._held:
                 self._retry_held()
+            await self.db(self.store.purge, now - self.retention, 500)
             await trio.sleep(1.0)
 
     def _event(self, text: str) -> None:

@@ -586,11 +586,11 @@ class Store:
         if part < len(states):
             states[part] = op.state
         self._record_outcome(tx, msg.to, op)
+        if op.state != r.DELIVERED:  # the failing part's codes are the message's
+            msg.err, msg.network_error = op.err, op.network_error
         if all(states):
             worst = max(states, key=lambda s: r.SEVERITY.get(s, 3))
-            tx.move(
-                msg, worst, op.at, part_states=states, err=op.err, network_error=op.network_error
-            )
+            tx.move(msg, worst, op.at, part_states=states)
         else:
             msg.part_states = states
             tx.put(msg)

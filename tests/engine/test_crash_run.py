@@ -52,12 +52,29 @@ def test_kill_9_restart_drain(tmp_path):
             for i in range(n)
         )
     )
-    smsc = volley("smsc", "--port", str(port), "--record", str(wire),
-                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    smsc = volley(
+        "smsc",
+        "--port",
+        str(port),
+        "--record",
+        str(wire),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port)
-        assert volley("enqueue", str(batch), "--config", str(cfg), "--batch", "b",
-                      stdout=subprocess.DEVNULL).wait() == 0
+        assert (
+            volley(
+                "enqueue",
+                str(batch),
+                "--config",
+                str(cfg),
+                "--batch",
+                "b",
+                stdout=subprocess.DEVNULL,
+            ).wait()
+            == 0
+        )
         rng = random.Random(11)
         kills = 0
         for _ in range(3):
@@ -66,12 +83,21 @@ def test_kill_9_restart_drain(tmp_path):
             run.kill()
             run.wait()
             kills += 1
-        final = volley("run", "--config", str(cfg), "--until-drained", "--timeout", "60",
-                       stderr=subprocess.DEVNULL)
+        final = volley(
+            "run",
+            "--config",
+            str(cfg),
+            "--until-drained",
+            "--timeout",
+            "60",
+            stderr=subprocess.DEVNULL,
+        )
         assert final.wait(timeout=90) == 0
         status = subprocess.run(
             [sys.executable, "-m", "engine", "status", "--json", "--config", str(cfg)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     finally:
         smsc.terminate()

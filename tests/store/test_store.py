@@ -107,6 +107,7 @@ def test_multi_part_takes_the_worst_part(store):
     assert store.get(m.id).state == "sent"
     store.apply([receipt("p2")])
     assert store.get(m.id).state == "expired"
+    assert store.get(m.id).err == 27  # the failing part's code, not the last receipt's
 
 
 def test_requeue_keeps_the_place_and_schedule_waits(store):
