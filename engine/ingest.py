@@ -35,8 +35,11 @@ class IngestError(Exception):
         self.lines = lines
 
 
-class _Bad(Exception):
+class BadField(ValueError):
+    """One field of one message is wrong: ``field`` and ``reason`` say which and why."""
+
     def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
         self.field, self.reason = field, reason
 
 
@@ -50,7 +53,7 @@ class Validator:
 
     def number(self, raw: Any) -> str:
         if not isinstance(raw, str | int) or not str(raw).strip():
-            raise _Bad("to", "expected a phone number")
+            raise BadField("to", "expected a phone number")
         text = str(raw).strip()
         digits = text.removeprefix("+")
         if (
@@ -63,38 +66,42 @@ class Validator:
         try:
             num = phonenumbers.parse(text, self.region)
         except phonenumbers.NumberParseException as exc:
-            raise _Bad("to", f"{raw!r} is not a phone number ({exc})") from None
+            raise BadField("to", f"{raw!r} is not a phone number ({exc})") from None
         if not phonenumbers.is_valid_number(num):
-            raise _Bad("to", f"{raw!r} is not a valid number")
+            raise BadField("to", f"{raw!r} is not a valid number")
         return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
     def message(self, obj: Any) -> NewMessage:
         if not isinstance(obj, dict):
-            raise _Bad("line", "expected a JSON object")
+            raise BadField("line", "expected a JSON object")
         unknown = set(obj) - set(FIELDS)
         if unknown:
-            raise _Bad(sorted(unknown)[0], f"unknown field (expected one of {', '.join(FIELDS)})")
+            raise BadField(
+                sorted(unknown)[0], f"unknown field (expected one of {', '.join(FIELDS)})"
+            )
         to = self.number(obj.get("to"))
         text = obj.get("text")
         if not isinstance(text, str) or not text:
-            raise _Bad("text", "expected a non-empty string")
+            raise BadField("text", "expected a non-empty string")
         try:
             enc, parts = encoding.count_parts(text)
         except encoding.EncodingError as exc:
-            raise _Bad("text", str(exc)) from None
+            raise BadField("text", str(exc)) from None
         if parts > self.max_parts:
-            raise _Bad("text", f"needs {parts} {enc.value} parts, the limit is {self.max_parts}")
+            raise BadField(
+                "text", f"needs {parts} {enc.value} parts, the limit is {self.max_parts}"
+            )
         sender = self.sender(obj.get("from", self.cfg.defaults.sender))
         kind = obj.get("kind") or self.default_kind
         if kind not in self.kinds:
-            raise _Bad("kind", f"{kind!r}: expected one of {', '.join(sorted(self.kinds))}")
+            raise BadField("kind", f"{kind!r}: expected one of {', '.join(sorted(self.kinds))}")
         ext_id = obj.get("id", "")
         if not isinstance(ext_id, str | int) or len(str(ext_id)) > 64:
-            raise _Bad("id", "expected a string of at most 64 characters")
+            raise BadField("id", "expected a string of at most 64 characters")
         not_before = self.time(obj, "not_before")
         expires = self.time(obj, "expires")
         if not_before and expires and expires <= not_before:
-            raise _Bad("expires", "must be after not_before")
+            raise BadField("expires", "must be after not_before")
         return NewMessage(
             to=to,
             text=text,
@@ -110,13 +117,15 @@ class Validator:
 
     def sender(self, raw: Any) -> str:
         if not isinstance(raw, str) or not raw:
-            raise _Bad("from", "expected a sender id")
+            raise BadField("from", "expected a sender id")
         digits = raw.removeprefix("+")
         if digits.isdigit():
             if len(digits) > 15:
-                raise _Bad("from", f"{raw!r}: a numeric sender has at most 15 digits")
+                raise BadField("from", f"{raw!r}: a numeric sender has at most 15 digits")
         elif len(raw) > 11 or not raw.isascii():
-            raise _Bad("from", f"{raw!r}: an alphanumeric sender has at most 11 ASCII characters")
+            raise BadField(
+                "from", f"{raw!r}: an alphanumeric sender has at most 11 ASCII characters"
+            )
         return raw
 
     def time(self, obj: dict[str, Any], field: str) -> float | None:
@@ -126,11 +135,11 @@ class Validator:
         try:
             t = datetime.fromisoformat(str(raw))
         except ValueError:
-            raise _Bad(
+            raise BadField(
                 field, f"{raw!r}: expected ISO 8601, e.g. 2026-11-23T10:00:00+03:00"
             ) from None
         if t.tzinfo is None:
-            raise _Bad(field, f"{raw!r}: needs a UTC offset, e.g. +03:00")
+            raise BadField(field, f"{raw!r}: needs a UTC offset, e.g. +03:00")
         return t.timestamp()
 
 
@@ -142,14 +151,14 @@ def _json_lines(stream: io.TextIOBase) -> Iterator[tuple[int, Any]]:
         try:
             yield n, decoder.decode(line)
         except msgspec.DecodeError as exc:
-            yield n, _Bad("line", f"not valid JSON: {exc}")
+            yield n, BadField("line", f"not valid JSON: {exc}")
 
 
 def _csv_rows(stream: io.TextIOBase) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(stream)
     missing = {"to", "text"} - set(reader.fieldnames or ())
     if missing:
-        yield 1, _Bad("header", f"missing column(s) {', '.join(sorted(missing))}")
+        yield 1, BadField("header", f"missing column(s) {', '.join(sorted(missing))}")
         return
     for row in reader:
         yield reader.line_num, {k: v for k, v in row.items() if k and v not in (None, "")}
@@ -169,10 +178,10 @@ def messages(
     errors: list[str] = []
     for n, obj in rows:
         try:
-            if isinstance(obj, _Bad):
+            if isinstance(obj, BadField):
                 raise obj
             msg = validator.message(obj)
-        except _Bad as bad:
+        except BadField as bad:
             if len(errors) < MAX_ERRORS:
                 errors.append(f"{name}:{n}: {bad.field}: {bad.reason}")
             continue
