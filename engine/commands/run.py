@@ -109,7 +109,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _signals(signals, engine, nursery) -> None:
-
     count = 0
     async for _ in signals:
         count += 1

@@ -3,6 +3,7 @@
 import collections
 import json
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -109,3 +110,62 @@ def test_kill_9_restart_drain(tmp_path):
     states = json.loads(status.stdout)["states"]
     assert states["delivered"] == n
     assert sum(states.values()) == n
+
+
+def test_sigterm_drains_unbinds_and_exits_0(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "engine.toml"
+    cfg.write_text(
+        f'[store]\npath = "db"\n[[operators]]\nname = "local"\nport = {port}\n'
+        f'password = "x"\ntps = 200\nwindow = {WINDOW}\n'
+    )
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(
+        "".join(
+            json.dumps({"id": str(i), "to": f"+7916{i:07d}", "text": "x"}) + "\n"
+            for i in range(1000)
+        )
+    )
+    smsc = volley(
+        "smsc",
+        "--port",
+        str(port),
+        "--response-delay",
+        "0.2",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        assert (
+            volley(
+                "enqueue",
+                str(batch),
+                "--config",
+                str(cfg),
+                "--batch",
+                "b",
+                stdout=subprocess.DEVNULL,
+            ).wait()
+            == 0
+        )
+        run = volley("run", "--config", str(cfg), stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=20) == 0
+        log = run.stderr.read()
+        run.stderr.close()
+        status = subprocess.run(
+            [sys.executable, "-m", "engine", "status", "--json", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        smsc.terminate()
+        smsc.wait()
+    assert "unbinding" in log
+    states = json.loads(status.stdout)["states"]
+    assert states["inflight"] == 0
+    assert 0 < states["sent"] + states["delivered"] < 1000
+    assert states["queued"] + states["sent"] + states["delivered"] == 1000
