@@ -85,6 +85,8 @@ class OperatorConfig(Base):
     reconnect_max: Duration = "60s"
     max_retries: NonNegInt = 5
     paused: bool = False
+    hard_errors: list[int] | None = None  # this operator's err: codes; default [prune]
+    soft_errors: list[int] | None = None
 
 
 class WindowConfig(Base):
@@ -103,12 +105,24 @@ class CapConfig(Base):
     period: Duration
 
 
+HARD_ERRORS = [
+    1,
+    5,
+    9,
+    11,
+    44,
+]  # MAP: unknown/unidentified/illegal subscriber, not provisioned, moved
+SOFT_ERRORS = [6, 13, 27, 31, 32, 34]  # absent, barred, absent, busy, memory full, system failure
+
+
 class PruneConfig(Base):
     after_failures: PosInt = 2
     soft_failures: PosInt = 5
     soft_span: Duration = "7d"
     prune_ttl: Duration = "180d"
     history: PosInt = 10
+    hard_errors: list[int] = msgspec.field(default_factory=lambda: list(HARD_ERRORS))
+    soft_errors: list[int] = msgspec.field(default_factory=lambda: list(SOFT_ERRORS))
 
 
 class StopConfig(Base):

@@ -35,6 +35,7 @@ from engine.net.bind import (
     StateChanged,
     Submitted,
     Unsent,
+    Vetoed,
     password_for,
 )
 from engine.sched.pacing import Pacer
@@ -64,7 +65,12 @@ class Operator:
         password = password_for(cfg, os.environ.get)
         self.binds: list[Bind] = []
         for i in range(cfg.binds):
-            common = {"outcomes": engine.outcomes_in, "pacer": self.pacer, "password": password}
+            common = {
+                "outcomes": engine.outcomes_in,
+                "pacer": self.pacer,
+                "password": password,
+                "veto": engine.veto,
+            }
             self.binds.append(Bind(cfg, i, jobs=self.jobs, **common))
             if cfg.bind == "transmitter":
                 self.binds.append(Bind(cfg, i, jobs=None, mode="receiver", **common))
@@ -108,6 +114,8 @@ class Engine:
         self._ops_ready = trio.Event()
         self._held: deque[tuple[float, Inbound, st.RecordReceipt]] = deque()
         self._to_flush: set[Bind] = set()
+        self._stopped_now: set[str] = set()  # STOPs received in this run, before commit
+        self._stop_exempt = {"transactional"} if cfg.stop.transactional_exempt else set()
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self.stopped = trio.Event()
@@ -278,7 +286,9 @@ class Engine:
         except (encoding.TextTooLong, encoding.EncodingError) as exc:
             self.submit_op(st.Fail(id=msg.id, status=0, description=str(exc), at=self.now()))
             return
-        operator.jobs_in.send_nowait(Job(msg.id, parts, attempts=msg.attempts))
+        operator.jobs_in.send_nowait(
+            Job(msg.id, parts, attempts=msg.attempts, to=msg.to, kind=msg.kind)
+        )
 
     # -- outcomes: binds -> store operations ---------------------------------
 
@@ -294,6 +304,8 @@ class Engine:
             self._inbound(outcome)
         elif isinstance(outcome, Lost):
             self._lost(outcome)
+        elif isinstance(outcome, Vetoed):
+            self.submit_op(st.Skip(id=outcome.job.msg_id, reason=outcome.reason, at=self.now()))
         elif isinstance(outcome, Unsent):
             self.submit_op(st.Requeue(id=outcome.job.msg_id, due=0.0, reason="not sent"))
         elif isinstance(outcome, StateChanged):
@@ -393,8 +405,15 @@ class Engine:
             )
         )
         if stop:
+            self._stopped_now.add("+" + pdu.source_addr.removeprefix("+"))
             self._event(f"opt-out: {pdu.source_addr} sent {text!r}, stop-listed")
         self.after_commit(lambda _: self._ack(inb))
+
+    def veto(self, job: Job) -> str:
+        """Last check before a claimed job goes out: a STOP may have come in since."""
+        if job.to in self._stopped_now and job.kind not in self._stop_exempt:
+            return "stopped"
+        return ""
 
     def _ack(self, inb: Inbound) -> None:
         """Queue the answer on its bind; the writer flushes every such bind once per commit."""

@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
     from engine.service import Engine
     from engine.smsc.options import Options
     from engine.smsc.server import Smsc
-    from engine.store import Store
+    from engine.store.setup import open_store
 
     console = Console()
     name, lines = _campaign(args.file)
@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
                 f'[[operators]]\nname = "demo"\nport = {port}\npassword = "secret"\n'
                 f"tps = {args.tps}\nwindow = 10\n".encode()
             )
-            store = Store.open(cfg.resolve(cfg.store.path))
+            store = open_store(cfg)
             result = store.enqueue(
                 "demo-campaign",
                 ingest.messages(io.StringIO("\n".join(lines)), name, ingest.Validator(cfg)),

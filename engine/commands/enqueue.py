@@ -21,12 +21,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", metavar="ID", help="batch id (default: file name + date)")
     parser.add_argument("--kind", default="marketing", help="default kind for lines without one")
     parser.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
+    parser.add_argument(
+        "--drop-dead",
+        action="store_true",
+        help="do not queue messages to pruned numbers (default: queue them; they are "
+        "skipped at dispatch, with reason dead, and counted in the batch)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     from engine import config, ingest
     from engine.cli import UsageError
-    from engine.store import Store, StoreError
+    from engine.store import StoreError
+    from engine.store.setup import open_store
 
     cfg = config.load(args.config)
     name = "<stdin>" if args.file == "-" else args.file
@@ -39,9 +46,7 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"{name}: {exc.strerror}") from None
     try:
-        store = Store.open(
-            cfg.resolve(cfg.store.path), on_crash_inflight=cfg.store.on_crash_inflight
-        )
+        store = open_store(cfg)
     except StoreError as exc:
         print(f"volley enqueue: {exc}", file=sys.stderr)
         return 1
@@ -52,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
                 ingest.messages(stream, name, validator, fmt=args.format),
                 now=time.time(),
                 progress=advance,
+                drop_dead=args.drop_dead,
             )
     except ingest.IngestError as exc:
         for line in exc.lines:
@@ -69,6 +75,9 @@ def main(args: argparse.Namespace) -> int:
         f"batch {result.batch}: {result.queued} queued"
         + (f" ({result.scheduled} scheduled for later)" if result.scheduled else "")
         + (f", {result.duplicates} already there" if result.duplicates else "")
+        + (f", {result.dead} to pruned numbers (will be skipped)" if result.dead else "")
+        + (f", {result.stopped} to stop-listed numbers (will be skipped)" if result.stopped else "")
+        + (f", {result.dropped} to pruned numbers dropped" if result.dropped else "")
     )
     return 0
 

@@ -56,7 +56,8 @@ def main(args: argparse.Namespace) -> int:
 
     from engine import config
     from engine.service import Engine
-    from engine.store import Store, StoreError
+    from engine.store import StoreError
+    from engine.store.setup import open_store
 
     cfg = config.load(args.config)
     setup_logging(args.log_json)
@@ -64,13 +65,7 @@ def main(args: argparse.Namespace) -> int:
         print("volley run: no [[operators]] in the config", file=sys.stderr)
         return 2
     try:
-        store = Store.open(
-            cfg.resolve(cfg.store.path),
-            on_crash_inflight=cfg.store.on_crash_inflight,
-            map_size=cfg.store.map_size_mb << 20,
-            max_map_size=cfg.store.max_map_size_mb << 20,
-            sync=cfg.store.sync,
-        )
+        store = open_store(cfg)
     except StoreError as exc:
         print(f"volley run: {exc}", file=sys.stderr)
         return 1

@@ -69,6 +69,8 @@ class Job(msgspec.Struct, gc=False):
     msg_id: int
     parts: list[SubmitSm]
     attempts: int = 0
+    to: str = ""
+    kind: str = ""
     smsc_ids: list[str] = msgspec.field(default_factory=list)
     status: int = 0
     answered: int = 0
@@ -97,6 +99,14 @@ class Unsent(msgspec.Struct, frozen=True, gc=False):
     bind: str
 
 
+class Vetoed(msgspec.Struct, frozen=True, gc=False):
+    """A job the service told the bind not to send after all (e.g. a STOP came in)."""
+
+    job: Job
+    reason: str
+    bind: str
+
+
 class Inbound(msgspec.Struct, frozen=True, gc=False):
     """A deliver_sm or data_sm (receipt or MO); answer with ``Bind.ack`` after the commit."""
 
@@ -112,7 +122,7 @@ class StateChanged(msgspec.Struct, frozen=True):
     detail: str = ""
 
 
-Outcome = Submitted | Lost | Unsent | Inbound | StateChanged
+Outcome = Submitted | Lost | Unsent | Vetoed | Inbound | StateChanged
 # What a bind puts on the outcome channel: one outcome, or all that one read produced.
 Report = Outcome | list[Outcome]
 
@@ -161,6 +171,7 @@ class Bind:
         mode: str | None = None,
         password: str = "",
         rng: random.Random | None = None,
+        veto: Callable[[Job], str] | None = None,
     ) -> None:
         self.op = op
         self.mode = mode or op.bind
@@ -170,6 +181,7 @@ class Bind:
         self._pacer = pacer
         self._password = password
         self._rng = rng or random.Random()
+        self._veto = veto
         self._timeout = seconds(op.response_timeout)
         self._idle = seconds(op.enquire_link_interval)
         self.stats = BindStats()
@@ -397,6 +409,10 @@ class Bind:
                     return
             except trio.EndOfChannel:
                 return
+            reason = self._veto(job) if self._veto is not None else ""
+            if reason:
+                await self._outcomes.send(Vetoed(job, reason, self.name))
+                continue
             self._current = job
             deadline = trio.current_time() + self._timeout
             for part in job.parts:

@@ -209,3 +209,6 @@ class EnqueueResult(msgspec.Struct):
     queued: int
     duplicates: int
     scheduled: int = 0
+    dead: int = 0  # queued to pruned numbers: they will be skipped at dispatch
+    stopped: int = 0  # queued to stop-listed numbers: skipped at dispatch
+    dropped: int = 0  # to pruned numbers, not queued (drop_dead)

@@ -32,7 +32,7 @@ import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import lmdb
 import msgspec
@@ -40,6 +40,16 @@ import msgspec
 from engine.store import records as r
 
 SCHEMA = 1
+
+
+class PrunePolicy(Protocol):
+    """What the store needs of a dead-number policy (engine/sched/prune.py has one)."""
+
+    ttl: float
+
+    def dead(self, outcomes: Sequence[r.Outcome], route: str) -> bool: ...
+
+
 _U64 = struct.Struct(">Q")
 _U64_2 = struct.Struct(">QQ")
 _NAMES = (
@@ -189,6 +199,8 @@ class Store:
         self.readonly = readonly
         self._max_map = max_map
         self._c = _Coders()
+        self.prune_policy: PrunePolicy | None = None
+        self.stop_exempt_kinds: frozenset[str] = frozenset()
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _NAMES}
 
     # -- opening ------------------------------------------------------------
@@ -338,6 +350,7 @@ class Store:
         *,
         now: float,
         progress: Callable[[int], None] | None = None,
+        drop_dead: bool = False,
     ) -> r.EnqueueResult:
         """All or nothing, idempotent on (batch, ext_id), streaming in chunks.
 
@@ -354,18 +367,23 @@ class Store:
         self._write(lambda tx: self._mark_loading(tx, bkey))
         loaded: list[int] = []
         dup = 0
+        totals = {"dead": 0, "stopped": 0, "dropped": 0}
         try:
             for chunk in _chunks(messages, LOAD_CHUNK):
-                ids, d = self._write(lambda tx, ch=chunk: self._load_chunk(tx, batch, ch, now))
+                ids, d, tally = self._write(
+                    lambda tx, ch=chunk: self._load_chunk(tx, batch, ch, now, drop_dead)
+                )
                 loaded += ids
                 dup += d
+                for key, n in tally.items():
+                    totals[key] += n
                 if progress:
                     progress(len(ids) + d)
             scheduled = self._write(lambda tx: self._publish(tx, batch, loaded, now))
         except BaseException:
             self._abort_load(batch, loaded)
             raise
-        return r.EnqueueResult(batch, len(loaded), dup, scheduled)
+        return r.EnqueueResult(batch, len(loaded), dup, scheduled, **totals)
 
     def _mark_loading(self, tx: _Tx, bkey: bytes) -> None:
         raw = tx.txn.get(bkey, db=self._db["batches"])
@@ -378,16 +396,26 @@ class Store:
         tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
 
     def _load_chunk(
-        self, tx: _Tx, batch: str, chunk: list[r.NewMessage], now: float
-    ) -> tuple[list[int], int]:
+        self, tx: _Tx, batch: str, chunk: list[r.NewMessage], now: float, drop_dead: bool
+    ) -> tuple[list[int], int, dict[str, int]]:
         db, txn, enc = self._db, tx.txn, self._c.enc
         prefix = batch.encode() + b"\0"
         fresh = []
+        tally = {"dead": 0, "stopped": 0, "dropped": 0}
         for m in chunk:
             if m.ext_id:
                 key = prefix + m.ext_id.encode()
                 if txn.get(key, db=db["batchidx"]) is not None:
                     continue
+            number = m.to.encode()
+            raw = txn.get(number, db=db["dead"])
+            if raw is not None and self._c.dead.decode(raw).expires > now:
+                if drop_dead:
+                    tally["dropped"] += 1
+                    continue
+                tally["dead"] += 1
+            elif m.kind not in self.stop_exempt_kinds and txn.get(number, db=db["stop"]):
+                tally["stopped"] += 1
             fresh.append(m)
         first = self._next_ids(tx, len(fresh)) if fresh else 0
         ids = []
@@ -417,7 +445,7 @@ class Store:
                 continue  # a duplicate id inside the same file
             txn.put(_enc_id(mid), enc.encode(msg), db=db["msgs"], append=True)
             ids.append(mid)
-        return ids, len(chunk) - len(ids)
+        return ids, len(chunk) - len(ids) - tally["dropped"], tally
 
     def _publish(self, tx: _Tx, batch: str, ids: list[int], now: float) -> int:
         scheduled = 0
@@ -477,10 +505,23 @@ class Store:
 
     # -- the engine's hot path ------------------------------------------------
 
+    def _skip_reason(self, txn: lmdb.Transaction, msg: r.Message, now: float) -> str:
+        """Why a due message must not go out: expired, a dead number, the stop list."""
+        if msg.expires is not None and msg.expires <= now:
+            return "expired"
+        number = msg.to.encode()
+        raw = txn.get(number, db=self._db["dead"])
+        if raw is not None and self._c.dead.decode(raw).expires > now:
+            return "dead"
+        if msg.kind not in self.stop_exempt_kinds and txn.get(number, db=self._db["stop"]):
+            return "stopped"
+        return ""
+
     def claim(self, route: str, n: int, now: float) -> list[r.Message]:
         """The next ``n`` due messages of ``route``, in enqueue order, moved to inflight.
 
-        A message past its ``expires`` is skipped (reason ``expired``) instead.
+        A message past its ``expires``, to a pruned number, or to a stop-listed
+        one (unless its kind is exempt) is skipped with that reason instead.
         """
 
         def claim(tx: _Tx) -> list[r.Message]:
@@ -496,8 +537,9 @@ class Store:
                 keys.append(key)
             for key in keys:
                 msg = tx.get(_U64.unpack_from(key, len(prefix))[0])
-                if msg.expires is not None and msg.expires <= now:
-                    tx.move(msg, r.SKIPPED, now, reason="expired")
+                reason = self._skip_reason(tx.txn, msg, now)
+                if reason:
+                    tx.move(msg, r.SKIPPED, now, reason=reason)
                     continue
                 out.append(tx.move(msg, r.INFLIGHT, now))
             return out
@@ -585,7 +627,7 @@ class Store:
         states = list(msg.part_states) or [""] * max(1, len(msg.smsc_ids))
         if part < len(states):
             states[part] = op.state
-        self._record_outcome(tx, msg.to, op)
+        self._record_outcome(tx, msg, op)
         if op.state != r.DELIVERED:  # the failing part's codes are the message's
             msg.err, msg.network_error = op.err, op.network_error
         if all(states):
@@ -596,8 +638,13 @@ class Store:
             tx.put(msg)
         return r.Result(True, op.state, mid)
 
-    def _record_outcome(self, tx: _Tx, number: str, op: r.RecordReceipt) -> None:
-        """Failures are kept (the last 20) for pruning; a delivery resets them."""
+    def _record_outcome(self, tx: _Tx, msg: r.Message, op: r.RecordReceipt) -> None:
+        """Failures are kept (the last 20) for pruning; a delivery resets them.
+
+        With a prune policy set, a history that proves the number dead marks it
+        dead, with that history as the evidence, until the policy's ttl.
+        """
+        number = msg.to
         raw = tx.txn.get(number.encode(), db=self._db["numbers"])
         if op.state == r.DELIVERED and (raw is None or not self._c.history.decode(raw).outcomes):
             return
@@ -607,6 +654,11 @@ class Store:
         else:
             history.outcomes = [*history.outcomes[-19:], r.Outcome(op.stat, op.err, op.at)]
         self._put_history(tx, number, history)
+        policy = self.prune_policy
+        if policy is not None and history.outcomes and policy.dead(history.outcomes, msg.route):
+            entry = r.DeadEntry(at=op.at, expires=op.at + policy.ttl, evidence=history.outcomes)
+            tx.txn.put(number.encode(), self._c.enc.encode(entry), db=self._db["dead"])
+            self._bump(tx, b"pruned")
 
     def _mo(self, tx: _Tx, op: r.RecordMo) -> r.Result:
         raw = tx.txn.get(b"mo_seq", db=self._db["meta"])
@@ -728,6 +780,11 @@ class Store:
             lambda txn: [
                 (k.decode(), self._c.dead.decode(v)) for k, v in txn.cursor(db=self._db["dead"])
             ]
+        )
+
+    def list_mo(self) -> list[r.Mo]:
+        return self._read(
+            lambda txn: [self._c.mo.decode(v) for _, v in txn.cursor(db=self._db["mo"])]
         )
 
     def history(self, number: str) -> r.NumberHistory:

@@ -245,3 +245,93 @@ def test_stop_list_dead_numbers_and_mo(store):
 def test_status_on_a_missing_store_is_zero(tmp_path):
     with pytest.raises(StoreError):
         Store.open(tmp_path / "nothing", readonly=True)
+
+
+class _TwoHard:
+    ttl = 1000.0
+
+    def dead(self, outcomes, route):
+        return sum(o.stat == "UNDELIV" for o in outcomes) >= 2
+
+
+def test_receipts_prune_a_number_and_claim_skips_it(store):
+    store.prune_policy = _TwoHard()
+    store.enqueue(
+        "b",
+        [
+            NewMessage(to="+79160000001", text="x", sender="S", ext_id=str(i), route="op")
+            for i in range(3)
+        ],
+        now=NOW,
+    )
+    for m in store.claim("op", 2, NOW):
+        store.apply([MarkSent(id=m.id, smsc_ids=[f"s{m.id}"], at=NOW)])
+    store.apply(
+        [receipt("s1", "undelivered", "UNDELIV", 1), receipt("s2", "undelivered", "UNDELIV", 1)]
+    )
+    ((number, entry),) = store.list_dead()
+    assert number == "+79160000001"
+    assert [(o.stat, o.err) for o in entry.evidence] == [("UNDELIV", 1), ("UNDELIV", 1)]
+    assert store.claim("op", 5, NOW) == []
+    assert store.get(3).reason == "dead"
+    again = store.enqueue("b2", msgs(1, start=1), now=NOW)  # +79160000001
+    assert again.dead == 1
+    assert store.enqueue("b3", msgs(1, start=1), now=NOW, drop_dead=True).dropped == 1
+    assert store.claim("op", 5, NOW + 2000)[0].batch == "b2"  # the prune expired
+
+
+def test_a_delivery_resets_the_history(store):
+    store.prune_policy = _TwoHard()
+    store.enqueue("b", msgs(2), now=NOW)
+    store.enqueue(
+        "c",
+        [
+            NewMessage(to="+79160000000", text="x", sender="S", ext_id=str(i), route="op")
+            for i in range(3)
+        ],
+        now=NOW,
+    )
+    for m in store.claim("op", 10, NOW):
+        store.apply([MarkSent(id=m.id, smsc_ids=[f"s{m.id}"], at=NOW)])
+    store.apply([receipt("s1", "undelivered", "UNDELIV", 1)])
+    store.apply([receipt("s3")])
+    store.apply([receipt("s4", "undelivered", "UNDELIV", 1)])
+    assert store.list_dead() == []
+    assert len(store.history("+79160000000").outcomes) == 1
+
+
+def test_stopped_numbers_are_skipped_unless_the_kind_is_exempt(store):
+    store.stop(["+79160000000"], "STOP", NOW)
+    store.enqueue(
+        "b",
+        [
+            *msgs(1),
+            NewMessage(
+                to="+79160000000",
+                text="x",
+                sender="S",
+                ext_id="t",
+                route="op",
+                kind="transactional",
+            ),
+        ],
+        now=NOW,
+    )
+    assert store.claim("op", 5, NOW) == []
+    assert {m.reason for m in store.messages()} == {"stopped"}
+    store.stop_exempt_kinds = frozenset({"transactional"})
+    store.enqueue(
+        "c",
+        [
+            NewMessage(
+                to="+79160000000",
+                text="x",
+                sender="S",
+                ext_id="t",
+                route="op",
+                kind="transactional",
+            )
+        ],
+        now=NOW,
+    )
+    assert [m.kind for m in store.claim("op", 5, NOW)] == ["transactional"]
