@@ -30,6 +30,9 @@ def snapshot(cfg) -> dict:
         }
     try:
         counts = store.counts()
+        unmatched = [
+            {"ids": u.candidates, "stat": u.stat, "at": u.at} for u in store.list_unmatched(10)
+        ]
     finally:
         store.close()
     return {
@@ -38,6 +41,7 @@ def snapshot(cfg) -> dict:
         "kinds": counts.kinds,
         "binds": [],
         "unmatched_receipts": counts.unmatched_receipts,
+        "unmatched_recent": unmatched,
     }
 
 
@@ -70,5 +74,7 @@ def main(args: argparse.Namespace) -> int:
             batches.add_row(batch, f"{sum(per.values()):,}", detail)
         console.print(batches)
     if snap["unmatched_receipts"]:
-        console.print(f"unmatched receipts: {snap['unmatched_receipts']:,}")
+        console.print(f"unmatched receipts: {snap['unmatched_receipts']:,} (latest first)")
+        for u in snap["unmatched_recent"]:
+            console.print(f"  id {u['ids'][0]}  {u['stat']}")
     return 0

@@ -126,6 +126,14 @@ class Mo(Record):
     stopped: bool = False
 
 
+class Unmatched(Record):
+    """A receipt that matched no message, kept until retention for diagnosis."""
+
+    candidates: list[str]
+    stat: str
+    at: float
+
+
 # -- operations the engine applies in one transaction ----------------------
 
 

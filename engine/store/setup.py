@@ -17,5 +17,6 @@ def open_store(cfg: Config, *, readonly: bool = False) -> Store:
         sync=cfg.store.sync,
     )
     store.prune_policy = PrunePolicy(cfg)
+    store.history_limit = cfg.prune.history
     store.stop_exempt_kinds = frozenset({"transactional"} if cfg.stop.transactional_exempt else ())
     return store

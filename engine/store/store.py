@@ -68,6 +68,7 @@ _NAMES = (
     "stop",
     "dead",
     "mo",
+    "unmatched",
 )
 LOAD_CHUNK = 50_000
 T = TypeVar("T")
@@ -99,6 +100,7 @@ class _Coders:
         self.stop = msgspec.msgpack.Decoder(r.StopEntry)
         self.dead = msgspec.msgpack.Decoder(r.DeadEntry)
         self.mo = msgspec.msgpack.Decoder(r.Mo)
+        self.unmatched = msgspec.msgpack.Decoder(r.Unmatched)
 
 
 class _Tx:
@@ -201,6 +203,7 @@ class Store:
         self._c = _Coders()
         self.prune_policy: PrunePolicy | None = None
         self.stop_exempt_kinds: frozenset[str] = frozenset()
+        self.history_limit = 20
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _NAMES}
 
     # -- opening ------------------------------------------------------------
@@ -617,12 +620,17 @@ class Store:
         if found is None:
             if not op.hold:
                 self._bump(tx, b"unmatched")
+                key = _U64.pack(_ms(op.at)) + op.candidates[0].encode()
+                entry = r.Unmatched(candidates=list(op.candidates), stat=op.stat, at=op.at)
+                tx.txn.put(key, self._c.enc.encode(entry), db=self._db["unmatched"])
             return r.Result(False, "unmatched")
         mid, part = _U64.unpack_from(found)[0], found[8]
         msg = tx.get(mid)
         if msg is None or msg.state in r.FINAL or msg.state != r.SENT:
             return r.Result(False, "duplicate" if msg is not None else "purged", mid)
         if not op.final:
+            msg.reason = f"receipt {op.stat}"
+            tx.put(msg)
             return r.Result(True, "intermediate", mid)
         states = list(msg.part_states) or [""] * max(1, len(msg.smsc_ids))
         if part < len(states):
@@ -639,7 +647,7 @@ class Store:
         return r.Result(True, op.state, mid)
 
     def _record_outcome(self, tx: _Tx, msg: r.Message, op: r.RecordReceipt) -> None:
-        """Failures are kept (the last 20) for pruning; a delivery resets them.
+        """Failures are kept (the last ``history_limit``) for pruning; a delivery resets them.
 
         With a prune policy set, a history that proves the number dead marks it
         dead, with that history as the evidence, until the policy's ttl.
@@ -652,7 +660,8 @@ class Store:
         if op.state == r.DELIVERED:
             history.outcomes = []
         else:
-            history.outcomes = [*history.outcomes[-19:], r.Outcome(op.stat, op.err, op.at)]
+            keep = self.history_limit - 1
+            history.outcomes = [*history.outcomes[-keep:], r.Outcome(op.stat, op.err, op.at)]
         self._put_history(tx, number, history)
         policy = self.prune_policy
         if policy is not None and history.outcomes and policy.dead(history.outcomes, msg.route):
@@ -721,6 +730,7 @@ class Store:
                     if key >= end or len(keys) >= limit:
                         break
                     keys.append(key)
+            self._purge_unmatched(tx, end)
             for key in keys:
                 mid = _U64.unpack_from(key, 8)[0]
                 msg = tx.get(mid)
@@ -735,6 +745,32 @@ class Store:
             return len(keys)
 
         return self._write(purge)
+
+    def _purge_unmatched(self, tx: _Tx, end: bytes) -> None:
+        cur = tx.txn.cursor(db=self._db["unmatched"])
+        old = []
+        if cur.first():
+            for key in cur.iternext(values=False):
+                if key[:8] >= end or len(old) >= 1000:
+                    break
+                old.append(key)
+        for key in old:
+            tx.txn.delete(key, db=self._db["unmatched"])
+
+    def list_unmatched(self, last: int = 20) -> list[r.Unmatched]:
+        """The most recent receipts that matched no message, newest first (for diagnosis)."""
+
+        def read(txn: lmdb.Transaction) -> list[r.Unmatched]:
+            cur = txn.cursor(db=self._db["unmatched"])
+            out = []
+            if cur.last():
+                for _, raw in cur.iterprev():
+                    out.append(self._c.unmatched.decode(raw))
+                    if len(out) >= last:
+                        break
+            return out
+
+        return self._read(read)
 
     # -- numbers: stop list, dead numbers ------------------------------------
 

@@ -130,3 +130,14 @@ async def test_duplicate_receipts_are_ignored(nursery, tmp_path):
     assert states(store) == {"delivered": 40}
     assert store.counts().unmatched_receipts == 0
     store.close()
+
+
+async def test_transmitter_plus_receiver_binds_get_their_receipts(nursery, tmp_path):
+    smsc = await simulator(nursery)
+    cfg = make_config(tmp_path, operator("local", smsc.port, tps=2000, bind="transmitter"))
+    store = open_store(cfg)
+    campaign(store, cfg, "b", LIVE[:10])
+    engine = await run_until_drained(cfg, store)
+    assert [b.mode for b in engine.operators["local"].binds] == ["transmitter", "receiver"]
+    assert states(store) == {"delivered": 10}
+    store.close()

@@ -84,6 +84,8 @@ def test_sent_then_receipts_final_and_counters_agree(store):
     assert [r.detail for r in results] == ["delivered", "undelivered", "unmatched"]
     assert states(store) == {"sent": 1, "delivered": 1, "undelivered": 1}
     assert store.counts().unmatched_receipts == 1
+    (kept,) = store.list_unmatched()
+    assert (kept.candidates, kept.stat) == (["nope"], "DELIVRD")
     assert store.get(2).err == 1
 
 
@@ -93,6 +95,7 @@ def test_receipts_are_idempotent_and_final_is_never_overwritten(store):
     store.apply([MarkSent(id=m.id, smsc_ids=["x"], at=NOW)])
     store.apply([receipt("x", "enroute", "ENROUTE", final=False)])
     assert store.get(m.id).state == "sent"
+    assert store.get(m.id).reason == "receipt ENROUTE"  # recorded, not final
     store.apply([receipt("x")])
     dup = store.apply([receipt("x", "undelivered", "UNDELIV", 1)])
     assert dup[0].detail == "duplicate"
