@@ -402,28 +402,26 @@ class Store:
         self, tx: _Tx, batch: str, chunk: list[r.NewMessage], now: float, drop_dead: bool
     ) -> tuple[list[int], int, dict[str, int]]:
         db, txn, enc = self._db, tx.txn, self._c.enc
+        batchidx, msgs, dead_db, stop_db = db["batchidx"], db["msgs"], db["dead"], db["stop"]
         prefix = batch.encode() + b"\0"
-        fresh = []
         tally = {"dead": 0, "stopped": 0, "dropped": 0}
-        for m in chunk:
-            if m.ext_id:
-                key = prefix + m.ext_id.encode()
-                if txn.get(key, db=db["batchidx"]) is not None:
-                    continue
+        first = self._next_ids(tx, len(chunk))
+        ids = []
+        for mid, m in enumerate(chunk, first):
+            key = prefix + (m.ext_id or f"#{mid}").encode()
+            idkey = _U64.pack(mid)
+            if not txn.put(key, idkey, db=batchidx, overwrite=False):
+                continue  # already in this batch: from an earlier run or this file
             number = m.to.encode()
-            raw = txn.get(number, db=db["dead"])
+            raw = txn.get(number, db=dead_db)
             if raw is not None and self._c.dead.decode(raw).expires > now:
                 if drop_dead:
+                    txn.delete(key, db=batchidx)
                     tally["dropped"] += 1
                     continue
                 tally["dead"] += 1
-            elif m.kind not in self.stop_exempt_kinds and txn.get(number, db=db["stop"]):
+            elif m.kind not in self.stop_exempt_kinds and txn.get(number, db=stop_db):
                 tally["stopped"] += 1
-            fresh.append(m)
-        first = self._next_ids(tx, len(fresh)) if fresh else 0
-        ids = []
-        for i, m in enumerate(fresh):
-            mid = first + i
             due = m.due if m.due is not None else now
             msg = r.Message(
                 id=mid,
@@ -443,10 +441,7 @@ class Store:
                 updated=now,
                 zone=m.zone,
             )
-            key = prefix + (m.ext_id or f"#{mid}").encode()
-            if not txn.put(key, _enc_id(mid), db=db["batchidx"], overwrite=False):
-                continue  # a duplicate id inside the same file
-            txn.put(_enc_id(mid), enc.encode(msg), db=db["msgs"], append=True)
+            txn.put(idkey, enc.encode(msg), db=msgs, append=True)
             ids.append(mid)
         return ids, len(chunk) - len(ids) - tally["dropped"], tally
 
