@@ -548,14 +548,7 @@ class Store:
         """Scheduled messages whose time has come go to the queue, in due order."""
 
         def promote(tx: _Tx) -> int:
-            limit = _U64.pack(_ms(now) + 1)
-            cur = tx.txn.cursor(db=self._db["sched"])
-            keys = []
-            if cur.first():
-                for key in cur.iternext(values=False):
-                    if key >= limit or len(keys) >= 10_000:
-                        break
-                    keys.append(key)
+            keys = _keys_before(tx.txn, self._db["sched"], _U64.pack(_ms(now) + 1), 10_000)
             for key in keys:
                 msg = tx.get(_U64.unpack_from(key, 8)[0])
                 tx.move(msg, r.QUEUED, now)
@@ -695,14 +688,7 @@ class Store:
         """Sent messages whose receipt never came within the timeout end as unknown."""
 
         def expire(tx: _Tx) -> int:
-            end = _U64.pack(_ms(sent_before))
-            cur = tx.txn.cursor(db=self._db["sent"])
-            keys = []
-            if cur.first():
-                for key in cur.iternext(values=False):
-                    if key >= end or len(keys) >= limit:
-                        break
-                    keys.append(key)
+            keys = _keys_before(tx.txn, self._db["sent"], _U64.pack(_ms(sent_before)), limit)
             for key in keys:
                 msg = tx.get(_U64.unpack_from(key, 8)[0])
                 tx.move(msg, r.UNKNOWN, now, reason="no receipt within receipt_timeout")
@@ -718,14 +704,9 @@ class Store:
 
         def purge(tx: _Tx) -> int:
             end = _U64.pack(_ms(older_than))
-            cur = tx.txn.cursor(db=self._db["final"])
-            keys = []
-            if cur.first():
-                for key in cur.iternext(values=False):
-                    if key >= end or len(keys) >= limit:
-                        break
-                    keys.append(key)
-            self._purge_unmatched(tx, end)
+            keys = _keys_before(tx.txn, self._db["final"], end, limit)
+            for key in _keys_before(tx.txn, self._db["unmatched"], end, limit):
+                tx.txn.delete(key, db=self._db["unmatched"])
             for key in keys:
                 mid = _U64.unpack_from(key, 8)[0]
                 msg = tx.get(mid)
@@ -740,17 +721,6 @@ class Store:
             return len(keys)
 
         return self._write(purge)
-
-    def _purge_unmatched(self, tx: _Tx, end: bytes) -> None:
-        cur = tx.txn.cursor(db=self._db["unmatched"])
-        old = []
-        if cur.first():
-            for key in cur.iternext(values=False):
-                if key[:8] >= end or len(old) >= 1000:
-                    break
-                old.append(key)
-        for key in old:
-            tx.txn.delete(key, db=self._db["unmatched"])
 
     def list_unmatched(self, last: int = 20) -> list[r.Unmatched]:
         """The most recent receipts that matched no message, newest first (for diagnosis)."""
@@ -863,15 +833,8 @@ class Store:
         """Messages that could be sent now: queued, plus scheduled whose time has come."""
 
         def read(txn: lmdb.Transaction) -> int:
-            n = txn.stat(self._db["ready"])["entries"]
-            cur = txn.cursor(db=self._db["sched"])
-            limit = _U64.pack(_ms(now) + 1)
-            if cur.first():
-                for key in cur.iternext(values=False):
-                    if key >= limit:
-                        break
-                    n += 1
-            return n
+            ready = txn.stat(self._db["ready"])["entries"]
+            return ready + len(_keys_before(txn, self._db["sched"], _U64.pack(_ms(now) + 1)))
 
         return self._read(read)
 
@@ -882,6 +845,18 @@ class Store:
     def batch_progress(self, batch: str) -> dict[str, int]:
         raw = self._read(lambda txn: txn.get(batch.encode(), db=self._db["batches"]))
         return dict(self._c.batch.decode(raw).counts) if raw else {}
+
+
+def _keys_before(txn: lmdb.Transaction, db: Any, end: bytes, limit: int = 1 << 62) -> list[bytes]:
+    """Keys of a time-ordered index from its start up to ``end`` (excluded), at most ``limit``."""
+    keys: list[bytes] = []
+    cur = txn.cursor(db=db)
+    if cur.first():
+        for key in cur.iternext(values=False):
+            if key >= end or len(keys) >= limit:
+                break
+            keys.append(key)
+    return keys
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
