@@ -1,6 +1,7 @@
-"""kill -9 of `volley run` at random moments, restart, drain: nothing lost, few duplicates."""
+"""`volley run` as a process: kill -9 at random moments, SIGTERM; nothing lost."""
 
 import collections
+import contextlib
 import json
 import random
 import signal
@@ -37,16 +38,16 @@ def volley(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "engine", *args], **kw)
 
 
-def test_kill_9_restart_drain(tmp_path):
+@contextlib.contextmanager
+def campaign(tmp_path, n: int, tps: int, *smsc_args: str):
+    """A simulator process and a config with ``n`` messages enqueued; yields the config path."""
     port = free_port()
-    wire = tmp_path / "wire.jsonl"
     cfg = tmp_path / "engine.toml"
     cfg.write_text(
         f'[store]\npath = "db"\n[[operators]]\nname = "local"\nport = {port}\n'
-        f'password = "x"\ntps = 1500\nwindow = {WINDOW}\nreconnect_min = "0.05s"\n'
+        f'password = "x"\ntps = {tps}\nwindow = {WINDOW}\nreconnect_min = "0.05s"\n'
     )
     batch = tmp_path / "batch.jsonl"
-    n = 2000
     batch.write_text(
         "".join(
             json.dumps({"id": str(i), "to": f"+7916{i:07d}", "text": f"msg {i}"}) + "\n"
@@ -57,33 +58,42 @@ def test_kill_9_restart_drain(tmp_path):
         "smsc",
         "--port",
         str(port),
-        "--record",
-        str(wire),
+        *smsc_args,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         wait_port(port)
-        assert (
-            volley(
-                "enqueue",
-                str(batch),
-                "--config",
-                str(cfg),
-                "--batch",
-                "b",
-                stdout=subprocess.DEVNULL,
-            ).wait()
-            == 0
+        enqueue = volley(
+            "enqueue", str(batch), "--config", str(cfg), "--batch", "b", stdout=subprocess.DEVNULL
         )
+        assert enqueue.wait() == 0
+        yield cfg
+    finally:
+        smsc.terminate()
+        smsc.wait()
+
+
+def status(cfg) -> dict[str, int]:
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "status", "--json", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)["states"]
+
+
+def test_kill_9_restart_drain(tmp_path):
+    n, kills = 2000, 3
+    wire = tmp_path / "wire.jsonl"
+    with campaign(tmp_path, n, 1500, "--record", str(wire)) as cfg:
         rng = random.Random(11)
-        kills = 0
-        for _ in range(3):
+        for _ in range(kills):
             run = volley("run", "--config", str(cfg), stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.3, 0.9))
             run.kill()
             run.wait()
-            kills += 1
         final = volley(
             "run",
             "--config",
@@ -94,78 +104,25 @@ def test_kill_9_restart_drain(tmp_path):
             stderr=subprocess.DEVNULL,
         )
         assert final.wait(timeout=90) == 0
-        status = subprocess.run(
-            [sys.executable, "-m", "engine", "status", "--json", "--config", str(cfg)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    finally:
-        smsc.terminate()
-        smsc.wait()
+        states = status(cfg)
     sent = collections.Counter(json.loads(line)["text"] for line in wire.read_text().splitlines())
     assert set(sent) == {f"msg {i}" for i in range(n)}, "every message reached the SMSC"
     duplicates = sum(c - 1 for c in sent.values())
     assert duplicates <= kills * WINDOW, duplicates
-    states = json.loads(status.stdout)["states"]
     assert states["delivered"] == n
     assert sum(states.values()) == n
 
 
 def test_sigterm_drains_unbinds_and_exits_0(tmp_path):
-    port = free_port()
-    cfg = tmp_path / "engine.toml"
-    cfg.write_text(
-        f'[store]\npath = "db"\n[[operators]]\nname = "local"\nport = {port}\n'
-        f'password = "x"\ntps = 200\nwindow = {WINDOW}\n'
-    )
-    batch = tmp_path / "batch.jsonl"
-    batch.write_text(
-        "".join(
-            json.dumps({"id": str(i), "to": f"+7916{i:07d}", "text": "x"}) + "\n"
-            for i in range(1000)
-        )
-    )
-    smsc = volley(
-        "smsc",
-        "--port",
-        str(port),
-        "--response-delay",
-        "0.2",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port)
-        assert (
-            volley(
-                "enqueue",
-                str(batch),
-                "--config",
-                str(cfg),
-                "--batch",
-                "b",
-                stdout=subprocess.DEVNULL,
-            ).wait()
-            == 0
-        )
+    with campaign(tmp_path, 1000, 200, "--response-delay", "0.2") as cfg:
         run = volley("run", "--config", str(cfg), stderr=subprocess.PIPE, text=True)
         time.sleep(1.5)
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=20) == 0
         log = run.stderr.read()
         run.stderr.close()
-        status = subprocess.run(
-            [sys.executable, "-m", "engine", "status", "--json", "--config", str(cfg)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    finally:
-        smsc.terminate()
-        smsc.wait()
+        states = status(cfg)
     assert "unbinding" in log
-    states = json.loads(status.stdout)["states"]
     assert states["inflight"] == 0
     assert 0 < states["sent"] + states["delivered"] < 1000
     assert states["queued"] + states["sent"] + states["delivered"] == 1000
