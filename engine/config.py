@@ -18,7 +18,6 @@ PosInt = Annotated[int, Meta(ge=1)]
 NonNegInt = Annotated[int, Meta(ge=0)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 Duration = Annotated[str, Meta(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$")]
-HoursRange = Annotated[str, Meta(pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -89,15 +88,28 @@ class OperatorConfig(Base):
     soft_errors: list[int] | None = None
 
 
+class WindowOverride(Base):
+    """A narrower window for some destinations (prefixes, e.g. a US state's area codes)."""
+
+    prefixes: list[str]
+    days: list[Weekday] = msgspec.field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    )
+    hours: str | list[str] = "00:00-24:00"  # checked by _check_windows
+    closed_dates: list[str] = []
+    open_dates: list[str] = []
+
+
 class WindowConfig(Base):
     days: list[Weekday] = msgspec.field(
         default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     )
-    hours: HoursRange | list[HoursRange] = "00:00-24:00"
+    hours: str | list[str] = "00:00-24:00"  # checked by _check_windows
     closed_dates: list[str] = []
     open_dates: list[str] = []
-    zone: str = "recipient"
-    prefixes: list[str] = []
+    zone: str = "recipient"  # or a fixed IANA zone for every recipient
+    overrides: list[WindowOverride] = []
+    validity_margin: Duration = "15m"  # the SMSC's retries end this long before closing
 
 
 class CapConfig(Base):
@@ -193,8 +205,6 @@ def _toml_words(message: str) -> str:
         return f"{where}{field}: required key missing"
     if "matching regex" in message and "(ms|s|m|h|d)" in message:
         message = "expected a duration such as 500ms, 30s, 5m, 48h or 7d"
-    elif "matching regex" in message and "{1,2}:" in message:
-        message = "expected hours as HH:MM-HH:MM, e.g. 10:00-18:00"
     return f"{key or '(top level)'}: {message[0].lower()}{message[1:]}"
 
 
@@ -209,6 +219,7 @@ def _check_semantics(cfg: Config) -> None:
                     f"operators[{i}].failover[{j}]: no operator named {other!r} "
                     f"(expected one of {names})"
                 )
+    _check_windows(cfg)
     try:
         from zoneinfo import ZoneInfo
 
@@ -218,6 +229,38 @@ def _check_semantics(cfg: Config) -> None:
             f"defaults.timezone: unknown time zone {cfg.defaults.timezone!r} "
             "(expected an IANA name such as Europe/Moscow)"
         ) from exc
+
+
+def _check_windows(cfg: Config) -> None:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from engine.sched.windows import parse_range
+
+    for kind, w in cfg.windows.items():
+        for where, item in [(f"windows.{kind}", w)] + [
+            (f"windows.{kind}.overrides[{i}]", o) for i, o in enumerate(w.overrides)
+        ]:
+            for h in [item.hours] if isinstance(item.hours, str) else item.hours:
+                try:
+                    parse_range(h)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}.hours: {exc}") from None
+            for key in ("closed_dates", "open_dates"):
+                for d in getattr(item, key):
+                    try:
+                        date.fromisoformat(d)
+                    except ValueError:
+                        raise ConfigError(
+                            f"{where}.{key}: {d!r}: expected a date like 2026-12-31"
+                        ) from None
+        if w.zone != "recipient":
+            try:
+                ZoneInfo(w.zone)
+            except Exception:
+                raise ConfigError(
+                    f'windows.{kind}.zone: {w.zone!r}: expected "recipient" or an IANA zone'
+                ) from None
 
 
 def parse(data: bytes | str, *, source: str = "engine.toml", base_dir: str = "") -> Config:

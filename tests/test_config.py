@@ -13,7 +13,15 @@ from engine import config
         (b"[[operators]]\nport = 1", "operators[0].name: required key missing"),
         (b'[defaults]\ntimezone = "Mars/Base"', "defaults.timezone: unknown time zone"),
         (b'[defaults]\nreceipt_timeout = "3x"', "defaults.receipt_timeout: expected a duration"),
-        (b'[windows.marketing]\nhours = "10-18"', "hours: expected hours as HH:MM-HH:MM"),
+        (
+            b'[windows.marketing]\nhours = "10-18"',
+            "windows.marketing.hours: '10-18': expected HH:MM",
+        ),
+        (
+            b'[windows.m]\nclosed_dates = ["31.12"]',
+            "windows.m.closed_dates: '31.12': expected a date",
+        ),
+        (b'[windows.m]\nzone = "Mars"', "windows.m.zone: 'Mars': expected \"recipient\""),
         (b"x =", "engine.toml: not valid TOML"),
         (
             b'[[operators]]\nname = "a"\nfailover = ["b"]',
