@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ import phonenumbers
 
 from engine.config import Config
 from engine.routing import route_for
+from engine.sched.schedule import Scheduler
 from engine.smpp import encoding
 from engine.store.records import NewMessage
 
@@ -44,12 +46,22 @@ class BadField(ValueError):
 
 
 class Validator:
-    def __init__(self, cfg: Config, *, default_kind: str = "marketing") -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        default_kind: str = "marketing",
+        scheduler: Scheduler | None = None,
+        now: float | None = None,
+    ) -> None:
         self.cfg = cfg
         self.region = cfg.defaults.region
         self.kinds = set(BUILTIN_KINDS) | set(cfg.windows)
         self.default_kind = default_kind
         self.max_parts = cfg.defaults.max_parts
+        self.scheduler = scheduler
+        self.now = now
+        self.default_zone = 0  # messages whose zone fell back to [defaults] timezone
 
     def number(self, raw: Any) -> str:
         if not isinstance(raw, str | int) or not str(raw).strip():
@@ -102,6 +114,7 @@ class Validator:
         expires = self.time(obj, "expires")
         if not_before and expires and expires <= not_before:
             raise BadField("expires", "must be after not_before")
+        due, zone = self.schedule(kind, to, not_before)
         return NewMessage(
             to=to,
             text=text,
@@ -112,8 +125,22 @@ class Validator:
             parts=parts,
             not_before=not_before,
             expires=expires,
-            due=not_before,
+            due=due,
+            zone=zone,
         )
+
+    def schedule(self, kind: str, to: str, not_before: float | None) -> tuple[float | None, str]:
+        """(due, zone): not_before, pushed to the next opening of the send window if closed."""
+        if self.scheduler is None or not self.scheduler.windowed(kind):
+            return not_before, ""
+        now = self.now if self.now is not None else time.time()
+        at = max(now, not_before or now)
+        decision = self.scheduler.decide(kind, to, at)
+        self.default_zone += decision.zone_source == "default"
+        if decision.open:
+            return (not_before if not_before and not_before > now else None), decision.zone
+        # no opening within reach: due far away; it ends skipped when it expires
+        return decision.due or at + 365 * 86400, decision.zone
 
     def sender(self, raw: Any) -> str:
         if not isinstance(raw, str) or not raw:

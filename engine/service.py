@@ -39,6 +39,7 @@ from engine.net.bind import (
     password_for,
 )
 from engine.sched.pacing import Pacer
+from engine.sched.schedule import Scheduler
 from engine.smpp import constants as c
 from engine.smpp import encoding, receipts
 from engine.submit import SubmitBuilder
@@ -106,6 +107,7 @@ class Engine:
         self.store = store
         self.outcomes_in, self.outcomes = trio.open_memory_channel[Report](8192)
         self.operators = {op.name: Operator(op, self) for op in cfg.operators}
+        self.scheduler = Scheduler(cfg)
         self._wall = wall
         self._wall_offset = 0.0
         self._db_limiter = trio.CapacityLimiter(1)
@@ -281,14 +283,27 @@ class Engine:
         if route != operator.name and not routing.accepts(operator.cfg, msg.to):
             self.submit_op(st.Requeue(id=msg.id, due=self.now() + 1.0, reason="no route"))
             return
+        now = self.now()
+        decision = self.scheduler.decide(msg.kind, msg.to, now)
+        if not decision.open:
+            self._outside_window(msg, decision.due, now)
+            return
+        validity = self.scheduler.validity(msg.kind, decision, now)
         try:
-            parts = operator.builder.build(msg.to, msg.text, msg.sender)
+            parts = operator.builder.build(msg.to, msg.text, msg.sender, validity_period=validity)
         except (encoding.TextTooLong, encoding.EncodingError) as exc:
             self.submit_op(st.Fail(id=msg.id, status=0, description=str(exc), at=self.now()))
             return
         operator.jobs_in.send_nowait(
             Job(msg.id, parts, attempts=msg.attempts, to=msg.to, kind=msg.kind)
         )
+
+    def _outside_window(self, msg: st.Message, due: float | None, now: float) -> None:
+        """The window closed while it waited (or a retry came due at night): wait again."""
+        if due is None or (msg.expires is not None and due >= msg.expires):
+            self.submit_op(st.Skip(id=msg.id, reason="expired", at=now))
+        else:
+            self.submit_op(st.Schedule(id=msg.id, due=due, reason="outside the send window"))
 
     # -- outcomes: binds -> store operations ---------------------------------
 

@@ -38,7 +38,9 @@ def main(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     name = "<stdin>" if args.file == "-" else args.file
     batch = args.batch or f"{Path(name).stem}-{datetime.date.today():%Y%m%d}"
-    validator = ingest.Validator(cfg, default_kind=args.kind)
+    from engine.sched.schedule import Scheduler
+
+    validator = ingest.Validator(cfg, default_kind=args.kind, scheduler=Scheduler(cfg))
     if args.kind not in validator.kinds:
         raise UsageError(f"--kind: {args.kind!r}: expected one of {sorted(validator.kinds)}")
     try:
@@ -79,6 +81,11 @@ def main(args: argparse.Namespace) -> int:
         + (f", {result.stopped} to stop-listed numbers (will be skipped)" if result.stopped else "")
         + (f", {result.dropped} to pruned numbers dropped" if result.dropped else "")
     )
+    if validator.default_zone:
+        print(
+            f"{validator.default_zone} message(s) in a send window with no known zone: "
+            f"timed in {cfg.defaults.timezone} ([defaults] timezone)"
+        )
     return 0
 
 

@@ -1,0 +1,77 @@
+"""When a message may go: its kind's send window, narrowed for its destination, in its zone.
+
+Built once from engine.toml; ``decide`` is pure over the epoch time it is
+given (the engine passes its trio-driven wall clock, enqueue the real one).
+Kinds without a ``[windows.KIND]`` table may send at any hour.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from engine.config import Config, WindowConfig, WindowOverride, seconds
+from engine.sched.windows import Window, closes_at_all, next_open_all, validity_period
+from engine.sched.zones import ZoneResolver, load_table
+
+
+class Decision(msgspec.Struct, frozen=True):
+    open: bool
+    due: float | None = None  # the next opening when closed (None: no opening within reach)
+    closes_at: float | None = None  # when open inside a window: when it closes
+    zone: str = ""
+    zone_source: str = ""  # "table", "number", "default" or "fixed"
+
+
+def _window(w: WindowConfig | WindowOverride) -> Window:
+    return Window.build(w.days, w.hours, w.closed_dates, w.open_dates)
+
+
+class Scheduler:
+    def __init__(self, cfg: Config) -> None:
+        table = (
+            load_table(cfg.resolve(cfg.defaults.zone_table)) if cfg.defaults.zone_table else None
+        )
+        self.zones = ZoneResolver(cfg.defaults.timezone, table)
+        self._kinds = {
+            kind: (
+                _window(w),
+                [(tuple(p.removeprefix("+") for p in o.prefixes), _window(o)) for o in w.overrides],
+                None if w.zone == "recipient" else ZoneInfo(w.zone),
+                timedelta(seconds=seconds(w.validity_margin)),
+            )
+            for kind, w in cfg.windows.items()
+        }
+
+    def windowed(self, kind: str) -> bool:
+        return kind in self._kinds
+
+    def decide(self, kind: str, number: str, now: float) -> Decision:
+        spec = self._kinds.get(kind)
+        if spec is None:
+            return Decision(True)
+        base, overrides, fixed, _ = spec
+        digits = number.removeprefix("+")
+        windows = [base] + [w for prefixes, w in overrides if digits.startswith(prefixes)]
+        if fixed is not None:
+            zone, source = fixed, "fixed"
+        else:
+            zone, source = self.zones.resolve(number)
+        at = datetime.fromtimestamp(now, UTC)
+        nxt = next_open_all(windows, at, zone)
+        if nxt is None:
+            return Decision(False, None, None, zone.key, source)
+        if nxt > at:
+            return Decision(False, nxt.timestamp(), None, zone.key, source)
+        closes = closes_at_all(windows, at, zone)
+        return Decision(True, None, closes.timestamp() if closes else None, zone.key, source)
+
+    def validity(self, kind: str, decision: Decision, now: float) -> str:
+        """validity_period so the SMSC's own retries end before the window closes."""
+        spec = self._kinds.get(kind)
+        if spec is None or decision.closes_at is None:
+            return ""
+        at = datetime.fromtimestamp(now, UTC)
+        return validity_period(datetime.fromtimestamp(decision.closes_at, UTC), at, spec[3])
