@@ -96,6 +96,7 @@ class WindowOverride(Base):
         default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     )
     hours: str | list[str] = "00:00-24:00"  # checked by _check_windows
+    hours_by_day: dict[Weekday, str | list[str]] = {}
     closed_dates: list[str] = []
     open_dates: list[str] = []
 
@@ -105,6 +106,7 @@ class WindowConfig(Base):
         default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     )
     hours: str | list[str] = "00:00-24:00"  # checked by _check_windows
+    hours_by_day: dict[Weekday, str | list[str]] = {}  # e.g. {sun = "12:00-21:00"}
     closed_dates: list[str] = []
     open_dates: list[str] = []
     zone: str = "recipient"  # or a fixed IANA zone for every recipient
@@ -241,11 +243,15 @@ def _check_windows(cfg: Config) -> None:
         for where, item in [(f"windows.{kind}", w)] + [
             (f"windows.{kind}.overrides[{i}]", o) for i, o in enumerate(w.overrides)
         ]:
-            for h in [item.hours] if isinstance(item.hours, str) else item.hours:
-                try:
-                    parse_range(h)
-                except ValueError as exc:
-                    raise ConfigError(f"{where}.hours: {exc}") from None
+            hours = [("hours", item.hours)] + [
+                (f"hours_by_day.{day}", h) for day, h in item.hours_by_day.items()
+            ]
+            for key, value in hours:
+                for h in [value] if isinstance(value, str) else value:
+                    try:
+                        parse_range(h)
+                    except ValueError as exc:
+                        raise ConfigError(f"{where}.{key}: {exc}") from None
             for key in ("closed_dates", "open_dates"):
                 for d in getattr(item, key):
                     try:

@@ -26,7 +26,7 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 def _window(w: WindowConfig | WindowOverride) -> Window:
-    return Window.build(w.days, w.hours, w.closed_dates, w.open_dates)
+    return Window.build(w.days, w.hours, w.closed_dates, w.open_dates, w.hours_by_day)
 
 
 class Scheduler:

@@ -14,7 +14,7 @@ open only if every applicable window is open.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -59,12 +59,17 @@ def _instant(day: date, minutes: int, zone: ZoneInfo) -> datetime:
     return utc
 
 
+def _ranges(hours: str | Sequence[str]) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted(parse_range(r) for r in ([hours] if isinstance(hours, str) else hours)))
+
+
 @dataclass(frozen=True)
 class Window:
     days: frozenset[int]
     ranges: tuple[tuple[int, int], ...]
     closed: frozenset[date] = frozenset()
     opened: frozenset[date] = frozenset()
+    by_day: tuple[tuple[int, tuple[tuple[int, int], ...]], ...] = ()
 
     @classmethod
     def build(
@@ -73,13 +78,16 @@ class Window:
         hours: str | Sequence[str] = "00:00-24:00",
         closed_dates: Sequence[str] = (),
         open_dates: Sequence[str] = (),
+        hours_by_day: Mapping[str, str | Sequence[str]] | None = None,
     ) -> Window:
-        ranges = [hours] if isinstance(hours, str) else list(hours)
+        """``hours_by_day`` gives some weekdays their own hours (those days are allowed)."""
+        special = {DAYS.index(d): _ranges(h) for d, h in (hours_by_day or {}).items()}
         return cls(
-            days=frozenset(DAYS.index(d) for d in days),
-            ranges=tuple(sorted(parse_range(r) for r in ranges)),
+            days=frozenset(DAYS.index(d) for d in days) | frozenset(special),
+            ranges=_ranges(hours),
             closed=frozenset(date.fromisoformat(d) for d in closed_dates),
             opened=frozenset(date.fromisoformat(d) for d in open_dates),
+            by_day=tuple(sorted(special.items())),
         )
 
     def _day_allowed(self, day: date) -> bool:
@@ -87,12 +95,18 @@ class Window:
             return True
         return day.weekday() in self.days and day not in self.closed
 
+    def _ranges_on(self, day: date) -> tuple[tuple[int, int], ...]:
+        for weekday, ranges in self.by_day:
+            if weekday == day.weekday():
+                return ranges
+        return self.ranges
+
     def _spans(self, first: date, zone: ZoneInfo, days: int):
         """Open spans (start, end) as UTC instants, for days starting at ``first``."""
         for i in range(days):
             day = first + timedelta(days=i)
             if self._day_allowed(day):
-                for start, end in self.ranges:
+                for start, end in self._ranges_on(day):
                     yield _instant(day, start, zone), _instant(day, end, zone)
 
     def current(self, at: datetime, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
