@@ -144,7 +144,6 @@ class Op(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class MarkSent(Op, frozen=True, kw_only=True, tag=True):
     smsc_ids: list[str]
     at: float
-    track: bool = False  # keep the send time in the number's history (frequency caps)
     receipt: bool = True  # a receipt was requested; without one, nothing is awaited
 
 

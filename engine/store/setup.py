@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.config import Config
+from engine.sched.caps import Caps
 from engine.sched.prune import PrunePolicy
 from engine.store.store import Store
 
@@ -18,5 +19,7 @@ def open_store(cfg: Config, *, readonly: bool = False) -> Store:
     )
     store.prune_policy = PrunePolicy(cfg)
     store.history_limit = cfg.prune.history
+    if cfg.caps:
+        store.cap_policy = Caps(cfg)
     store.stop_exempt_kinds = frozenset({"transactional"} if cfg.stop.transactional_exempt else ())
     return store

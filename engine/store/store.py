@@ -42,6 +42,16 @@ from engine.store import records as r
 SCHEMA = 1
 
 
+class CapPolicy(Protocol):
+    """What the store needs of frequency caps (engine/sched/caps.py has one)."""
+
+    longest: float
+
+    def capped(self, kind: str) -> bool: ...
+
+    def next_allowed(self, kind: str, sent: Sequence[float], now: float) -> float: ...
+
+
 class PrunePolicy(Protocol):
     """What the store needs of a dead-number policy (engine/sched/prune.py has one)."""
 
@@ -202,6 +212,7 @@ class Store:
         self._max_map = max_map
         self._c = _Coders()
         self.prune_policy: PrunePolicy | None = None
+        self.cap_policy: CapPolicy | None = None
         self.stop_exempt_kinds: frozenset[str] = frozenset()
         self.history_limit = 20
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _NAMES}
@@ -539,6 +550,9 @@ class Store:
                 if reason:
                     tx.move(msg, r.SKIPPED, now, reason=reason)
                     continue
+                capped = self.cap_policy is not None and self.cap_policy.capped(msg.kind)
+                if capped and not self._within_cap(tx, msg, now):
+                    continue
                 out.append(tx.move(msg, r.INFLIGHT, now))
             return out
 
@@ -571,12 +585,8 @@ class Store:
         if msg.state in r.FINAL:
             return r.Result(False, f"message {op.id} is already {msg.state}", op.id)
         match op:
-            case r.MarkSent(smsc_ids=ids, at=at, track=track, receipt=receipt):
+            case r.MarkSent(smsc_ids=ids, at=at, receipt=receipt):
                 self._index_smsc(tx, msg.id, ids)
-                if track:
-                    history = self._history(tx, msg.to)
-                    history.sent = [*history.sent[-49:], at]
-                    self._put_history(tx, msg.to, history)
                 tx.move(msg, r.SENT, at, smsc_ids=ids, part_states=[""] * len(ids), receipt=receipt)
             case r.Requeue(due=due, reason=reason, retry=retry):
                 state = r.QUEUED if due <= msg.updated or due <= 0 else r.SCHEDULED
@@ -633,6 +643,21 @@ class Store:
             msg.part_states = states
             tx.put(msg)
         return r.Result(True, op.state, mid)
+
+    def _within_cap(self, tx: _Tx, msg: r.Message, now: float) -> bool:
+        """Count this send against the number's cap, or reschedule it (skip past expiry)."""
+        history = self._history(tx, msg.to)
+        sent = [t for t in history.sent if t > now - self.cap_policy.longest]
+        allowed = self.cap_policy.next_allowed(msg.kind, sent, now)
+        if allowed > now:
+            if msg.expires is not None and allowed >= msg.expires:
+                tx.move(msg, r.SKIPPED, now, reason="frequency cap")
+            else:
+                tx.move(msg, r.SCHEDULED, now, due=allowed, reason="frequency cap")
+            return False
+        history.sent = [*sent, now]
+        self._put_history(tx, msg.to, history)
+        return True
 
     def _record_outcome(self, tx: _Tx, msg: r.Message, op: r.RecordReceipt) -> None:
         """Failures are kept (the last ``history_limit``) for pruning; a delivery resets them.
