@@ -9,40 +9,74 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from datetime import UTC, datetime
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def windows_now(cfg, now: float) -> list[dict]:
+    """Each window's state now, with the next opening, in the default (or fixed) zone."""
+    from zoneinfo import ZoneInfo
+
+    from engine.sched.windows import Window
+
+    out = []
+    at = datetime.fromtimestamp(now, UTC)
+    for kind, w in cfg.windows.items():
+        zone = ZoneInfo(cfg.defaults.timezone if w.zone == "recipient" else w.zone)
+        window = Window.build(w.days, w.hours, w.closed_dates, w.open_dates, w.hours_by_day)
+        nxt = window.next_open(at, zone)
+        out.append(
+            {
+                "kind": kind,
+                "zone": zone.key,
+                "open": window.is_open(at, zone),
+                "next_open": nxt.astimezone(zone).isoformat(timespec="minutes") if nxt else None,
+                "overrides": len(w.overrides),
+            }
+        )
+    return out
+
+
 def snapshot(cfg) -> dict:
     from engine.store import STATES, Store, StoreError
 
+    now = time.time()
+    snap = {
+        "states": dict.fromkeys(STATES, 0),
+        "batches": {},
+        "kinds": {},
+        "binds": [],
+        "unmatched_receipts": 0,
+        "unmatched_recent": [],
+        "windows": windows_now(cfg, now),
+        "scheduled_by_hour": {},
+    }
     try:
         store = Store.open(cfg.resolve(cfg.store.path), readonly=True)
     except StoreError:
-        return {
-            "states": dict.fromkeys(STATES, 0),
-            "batches": {},
-            "kinds": {},
-            "binds": [],
-            "unmatched_receipts": 0,
-        }
+        return snap
     try:
         counts = store.counts()
-        unmatched = [
-            {"ids": u.candidates, "stat": u.stat, "at": u.at} for u in store.list_unmatched(10)
-        ]
+        unmatched = store.list_unmatched(10)
+        by_hour = store.scheduled_by_hour()
     finally:
         store.close()
-    return {
-        "states": counts.states,
-        "batches": counts.batches,
-        "kinds": counts.kinds,
-        "binds": [],
-        "unmatched_receipts": counts.unmatched_receipts,
-        "unmatched_recent": unmatched,
-    }
+    snap.update(
+        states=counts.states,
+        batches=counts.batches,
+        kinds=counts.kinds,
+        unmatched_receipts=counts.unmatched_receipts,
+        unmatched_recent=[{"ids": u.candidates, "stat": u.stat, "at": u.at} for u in unmatched],
+        scheduled_by_hour={
+            datetime.fromtimestamp(h, UTC).isoformat(timespec="minutes"): n
+            for h, n in sorted(by_hour.items())
+        },
+    )
+    return snap
 
 
 def main(args: argparse.Namespace) -> int:
@@ -73,6 +107,16 @@ def main(args: argparse.Namespace) -> int:
             detail = ", ".join(f"{k} {v:,}" for k, v in sorted(per.items()))
             batches.add_row(batch, f"{sum(per.values()):,}", detail)
         console.print(batches)
+    for w in snap["windows"]:
+        state = "open" if w["open"] else f"closed, opens {w['next_open']}"
+        console.print(f"window {w['kind']} ({w['zone']}): {state}")
+    if snap["scheduled_by_hour"]:
+        hours = Table(title="Scheduled by due hour (UTC)")
+        hours.add_column("hour")
+        hours.add_column("messages", justify="right")
+        for hour, n in list(snap["scheduled_by_hour"].items())[:48]:
+            hours.add_row(hour, f"{n:,}")
+        console.print(hours)
     if snap["unmatched_receipts"]:
         console.print(f"unmatched receipts: {snap['unmatched_receipts']:,} (latest first)")
         for u in snap["unmatched_recent"]:

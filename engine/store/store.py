@@ -863,6 +863,18 @@ class Store:
 
         return self._read(read)
 
+    def scheduled_by_hour(self, limit: int = 1_000_000) -> dict[int, int]:
+        """Scheduled messages by due hour (epoch seconds of the hour's start)."""
+
+        def read(txn: lmdb.Transaction) -> dict[int, int]:
+            hours: dict[int, int] = {}
+            for key in _keys_before(txn, self._db["sched"], b"\xff" * 8, limit):
+                hour = _U64.unpack_from(key)[0] // 3_600_000 * 3600
+                hours[hour] = hours.get(hour, 0) + 1
+            return hours
+
+        return self._read(read)
+
     def awaiting_receipts(self) -> int:
         """Sent messages still waiting for their final receipt."""
         return self._read(lambda txn: txn.stat(self._db["sent"])["entries"])

@@ -59,6 +59,10 @@ def test_enqueue_then_status_json(cfg, tmp_path, capsys):
     assert sum(snap["batches"]["b1"].values()) == 4
     assert snap["kinds"]["transactional"] == {"queued": 1}
     assert set(snap) >= {"states", "batches", "binds"}
+    (window,) = snap["windows"]
+    assert (window["kind"], window["zone"]) == ("promo", "Europe/Moscow")
+    assert window["open"] or window["next_open"]
+    assert sum(snap["scheduled_by_hour"].values()) == snap["states"]["scheduled"]
 
 
 def test_numbers_are_normalised_and_routed(cfg, tmp_path):
