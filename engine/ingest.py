@@ -53,6 +53,7 @@ class Validator:
         default_kind: str = "marketing",
         scheduler: Scheduler | None = None,
         now: float | None = None,
+        window: str = "",
     ) -> None:
         self.cfg = cfg
         self.region = cfg.defaults.region
@@ -62,6 +63,7 @@ class Validator:
         self.scheduler = scheduler
         self.now = now
         self.default_zone = 0  # messages whose zone fell back to [defaults] timezone
+        self.window = window  # this batch's [windows.NAME] instead of each kind's
 
     def number(self, raw: Any) -> str:
         if not isinstance(raw, str | int) or not str(raw).strip():
@@ -114,7 +116,7 @@ class Validator:
         expires = self.time(obj, "expires")
         if not_before and expires and expires <= not_before:
             raise BadField("expires", "must be after not_before")
-        due, zone = self.schedule(kind, to, not_before)
+        due, zone = self.schedule(self.window or kind, to, not_before)
         return NewMessage(
             to=to,
             text=text,
@@ -127,6 +129,7 @@ class Validator:
             expires=expires,
             due=due,
             zone=zone,
+            window=self.window,
         )
 
     def schedule(self, kind: str, to: str, not_before: float | None) -> tuple[float | None, str]:

@@ -284,11 +284,12 @@ class Engine:
             self.submit_op(st.Requeue(id=msg.id, due=self.now() + 1.0, reason="no route"))
             return
         now = self.now()
-        decision = self.scheduler.decide(msg.kind, msg.to, now)
+        window = msg.window or msg.kind
+        decision = self.scheduler.decide(window, msg.to, now)
         if not decision.open:
             self._outside_window(msg, decision.due, now)
             return
-        validity = self.scheduler.validity(msg.kind, decision, now)
+        validity = self.scheduler.validity(window, decision, now)
         try:
             parts = operator.builder.build(msg.to, msg.text, msg.sender, validity_period=validity)
         except (encoding.TextTooLong, encoding.EncodingError) as exc:

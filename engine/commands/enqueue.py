@@ -22,6 +22,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", default="marketing", help="default kind for lines without one")
     parser.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
     parser.add_argument(
+        "--window",
+        metavar="NAME",
+        default="",
+        help="send this batch in [windows.NAME] instead of each message kind's window",
+    )
+    parser.add_argument(
         "--drop-dead",
         action="store_true",
         help="do not queue messages to pruned numbers (default: queue them; they are "
@@ -40,7 +46,11 @@ def main(args: argparse.Namespace) -> int:
     batch = args.batch or f"{Path(name).stem}-{datetime.date.today():%Y%m%d}"
     from engine.sched.schedule import Scheduler
 
-    validator = ingest.Validator(cfg, default_kind=args.kind, scheduler=Scheduler(cfg))
+    if args.window and args.window not in cfg.windows:
+        raise UsageError(f"--window: no [windows.{args.window}] in {args.config}")
+    validator = ingest.Validator(
+        cfg, default_kind=args.kind, scheduler=Scheduler(cfg), window=args.window
+    )
     if args.kind not in validator.kinds:
         raise UsageError(f"--kind: {args.kind!r}: expected one of {sorted(validator.kinds)}")
     try:

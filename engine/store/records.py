@@ -69,6 +69,7 @@ class Message(Record):
     network_error: int | None = None
     zone: str = ""
     receipt: bool = True  # sent with registered_delivery: awaits a receipt
+    window: str = ""  # a [windows.NAME] chosen for the batch instead of the kind's
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -85,6 +86,7 @@ class NewMessage(msgspec.Struct, kw_only=True):
     expires: float | None = None
     due: float | None = None
     zone: str = ""
+    window: str = ""
 
 
 class BatchInfo(Record):

@@ -451,6 +451,7 @@ class Store:
                 due=due,
                 updated=now,
                 zone=m.zone,
+                window=m.window,
             )
             txn.put(idkey, enc.encode(msg), db=msgs, append=True)
             ids.append(mid)

@@ -24,8 +24,8 @@ def window_hours(offset_hours: int, length: int = 1) -> str:
     return f"{h:02d}:00-{(h + length) % 24 or 24:02d}:00"
 
 
-def enqueue_lines(cfg, store, lines):
-    validator = ingest.Validator(cfg, scheduler=Scheduler(cfg), now=time.time())
+def enqueue_lines(cfg, store, lines, window=""):
+    validator = ingest.Validator(cfg, scheduler=Scheduler(cfg), now=time.time(), window=window)
     return store.enqueue(
         "b", ingest.messages(io.StringIO("\n".join(lines)), "b.jsonl", validator), now=time.time()
     )
@@ -84,4 +84,19 @@ async def test_open_window_sets_validity_before_it_closes(nursery, tmp_path):
     assert vp.endswith("R")
     hours, minutes = int(vp[6:8]), int(vp[8:10])
     assert 0 < hours * 60 + minutes < 110  # under 2 h minus the 10 min margin
+    store.close()
+
+
+async def test_a_batch_can_use_another_window(nursery, tmp_path):
+    smsc = await simulator(nursery)
+    windows = (
+        f'[windows.marketing]\nzone = "UTC"\nhours = "{window_hours(2)}"\n'
+        f'[windows.urgent]\nzone = "UTC"\nhours = "{window_hours(0)}"\n'
+    )
+    cfg = make_config(tmp_path, operator("local", smsc.port, tps=1000), extra=windows)
+    store = open_store(cfg)
+    assert enqueue_lines(cfg, store, LINES[:2], window="urgent").scheduled == 0
+    await run_until_drained(cfg, store)
+    assert smsc.counters["submit_ok"] == 2  # marketing's window is closed, the batch's is open
+    assert {m.window for m in store.messages()} == {"urgent"}
     store.close()
