@@ -114,6 +114,7 @@ class Engine:
         self._ops: list[st.Op] = []
         self._after: list[Callable[[list[st.Result]], None]] = []
         self._ops_ready = trio.Event()
+        self._writing = False  # a commit is under way on the writer thread
         self._held: deque[tuple[float, Inbound, st.RecordReceipt]] = deque()
         self._to_flush: set[Bind] = set()
         self._stopped_now: set[str] = set()  # STOPs received in this run, before commit
@@ -214,8 +215,6 @@ class Engine:
         return due == 0 and counts.states["inflight"] == 0 and awaiting == 0
 
     # -- the writer: group commit ------------------------------------------
-
-    _writing = False
 
     async def _writer(self) -> None:
         while True:

@@ -27,6 +27,9 @@ def main(args: argparse.Namespace) -> int:
 
 def dispatch(argv: list[str]) -> int:
     """Each benchmark parses its own options (the command line passes them through)."""
-    rest = [a for a in argv if a != "--config"]
+    rest = list(argv)
+    if "--config" in rest:  # benchmarks build their own configuration
+        i = rest.index("--config")
+        del rest[i : i + 2]
     part = rest.pop(0) if rest and rest[0] in PARTS else "e2e"
     return importlib.import_module(PARTS[part]).main(rest)
