@@ -22,16 +22,16 @@ from engine.smpp import pdu as p
 from engine.smpp.receipts import parse_receipt_pdu
 
 TEXT = b"Anna, we miss you! -40% on everything until 30.11, only at shop.example/r?c=42"
-SUBMIT = p.SubmitSm(
-    sequence=12345,
-    source_addr_ton=5,
-    source_addr="ShopBrand",
-    dest_addr_ton=1,
-    dest_addr_npi=1,
-    destination_addr="79161234567",
-    registered_delivery=1,
-    short_message=TEXT,
-)
+SUBMIT_FIELDS = {
+    "source_addr_ton": 5,
+    "source_addr": "ShopBrand",
+    "dest_addr_ton": 1,
+    "dest_addr_npi": 1,
+    "destination_addr": "79161234567",
+    "registered_delivery": 1,
+    "short_message": TEXT,
+}
+SUBMIT = p.SubmitSm(sequence=12345, **SUBMIT_FIELDS)
 RESP = codec.encode(p.SubmitSmResp(sequence=12345, message_id="5f2a9c1e0b7d"))
 RECEIPT = codec.encode(
     p.DeliverSm(
@@ -59,17 +59,7 @@ class _Client:
 
 
 def _smpplib_encode() -> bytes:
-    pdu = smpplib.smpp.make_pdu(
-        "submit_sm",
-        client=_Client(),
-        source_addr_ton=5,
-        source_addr="ShopBrand",
-        dest_addr_ton=1,
-        dest_addr_npi=1,
-        destination_addr="79161234567",
-        registered_delivery=1,
-        short_message=TEXT,
-    )
+    pdu = smpplib.smpp.make_pdu("submit_sm", client=_Client(), **SUBMIT_FIELDS)
     pdu.sequence = 12345
     return pdu.generate()
 

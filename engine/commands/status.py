@@ -21,13 +21,13 @@ def windows_now(cfg, now: float) -> list[dict]:
     """Each window's state now, with the next opening, in the default (or fixed) zone."""
     from zoneinfo import ZoneInfo
 
-    from engine.sched.windows import Window
+    from engine.sched.schedule import window_of
 
     out = []
     at = datetime.fromtimestamp(now, UTC)
     for kind, w in cfg.windows.items():
         zone = ZoneInfo(cfg.defaults.timezone if w.zone == "recipient" else w.zone)
-        window = Window.build(w.days, w.hours, w.closed_dates, w.open_dates, w.hours_by_day)
+        window = window_of(w)
         nxt = window.next_open(at, zone)
         out.append(
             {

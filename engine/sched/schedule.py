@@ -25,7 +25,8 @@ class Decision(msgspec.Struct, frozen=True):
     zone_source: str = ""  # "table", "number", "default" or "fixed"
 
 
-def _window(w: WindowConfig | WindowOverride) -> Window:
+def window_of(w: WindowConfig | WindowOverride) -> Window:
+    """The compiled window of one config table."""
     return Window.build(w.days, w.hours, w.closed_dates, w.open_dates, w.hours_by_day)
 
 
@@ -37,8 +38,11 @@ class Scheduler:
         self.zones = ZoneResolver(cfg.defaults.timezone, table)
         self._kinds = {
             kind: (
-                _window(w),
-                [(tuple(p.removeprefix("+") for p in o.prefixes), _window(o)) for o in w.overrides],
+                window_of(w),
+                [
+                    (tuple(p.removeprefix("+") for p in o.prefixes), window_of(o))
+                    for o in w.overrides
+                ],
                 None if w.zone == "recipient" else ZoneInfo(w.zone),
                 timedelta(seconds=seconds(w.validity_margin)),
             )
