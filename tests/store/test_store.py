@@ -28,6 +28,13 @@ def msgs(n, route="op", start=0, **kw):
     ]
 
 
+def to_one(number, n):
+    """``n`` messages to the same number."""
+    return [
+        NewMessage(to=number, text="x", sender="S", ext_id=str(i), route="op") for i in range(n)
+    ]
+
+
 @pytest.fixture
 def store(tmp_path):
     s = Store.open(tmp_path / "db")
@@ -261,10 +268,7 @@ def test_receipts_prune_a_number_and_claim_skips_it(store):
     store.prune_policy = _TwoHard()
     store.enqueue(
         "b",
-        [
-            NewMessage(to="+79160000001", text="x", sender="S", ext_id=str(i), route="op")
-            for i in range(3)
-        ],
+        to_one("+79160000001", 3),
         now=NOW,
     )
     for m in store.claim("op", 2, NOW):
@@ -288,10 +292,7 @@ def test_a_delivery_resets_the_history(store):
     store.enqueue("b", msgs(2), now=NOW)
     store.enqueue(
         "c",
-        [
-            NewMessage(to="+79160000000", text="x", sender="S", ext_id=str(i), route="op")
-            for i in range(3)
-        ],
+        to_one("+79160000000", 3),
         now=NOW,
     )
     for m in store.claim("op", 10, NOW):
