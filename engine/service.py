@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import trio
 
 from engine import routing
@@ -400,7 +401,7 @@ class Engine:
         for since, inb, op in held:
             if now - since > HOLD_SECONDS:
                 self.totals["unmatched"] += 1
-                op = st.RecordReceipt(**{**_fields(op), "hold": False})
+                op = msgspec.structs.replace(op, hold=False)
             self._record_receipt(inb, op)
 
     def _mo(self, inb: Inbound) -> None:
@@ -457,7 +458,3 @@ class Engine:
     def _event(self, text: str) -> None:
         self.events.append(text)
         log.info(text)
-
-
-def _fields(op: st.RecordReceipt) -> dict[str, Any]:
-    return {f: getattr(op, f) for f in op.__struct_fields__}

@@ -413,7 +413,7 @@ class Store:
         self, tx: _Tx, batch: str, chunk: list[r.NewMessage], now: float, drop_dead: bool
     ) -> tuple[list[int], int, dict[str, int]]:
         db, txn, enc = self._db, tx.txn, self._c.enc
-        batchidx, msgs, dead_db, stop_db = db["batchidx"], db["msgs"], db["dead"], db["stop"]
+        batchidx, msgs = db["batchidx"], db["msgs"]
         prefix = batch.encode() + b"\0"
         tally = {"dead": 0, "stopped": 0, "dropped": 0}
         first = self._next_ids(tx, len(chunk))
@@ -423,16 +423,13 @@ class Store:
             idkey = _U64.pack(mid)
             if not txn.put(key, idkey, db=batchidx, overwrite=False):
                 continue  # already in this batch: from an earlier run or this file
-            number = m.to.encode()
-            raw = txn.get(number, db=dead_db)
-            if raw is not None and self._c.dead.decode(raw).expires > now:
-                if drop_dead:
-                    txn.delete(key, db=batchidx)
-                    tally["dropped"] += 1
-                    continue
-                tally["dead"] += 1
-            elif m.kind not in self.stop_exempt_kinds and txn.get(number, db=stop_db):
-                tally["stopped"] += 1
+            barred = self._barred(txn, m.to, m.kind, now)
+            if barred == "dead" and drop_dead:
+                txn.delete(key, db=batchidx)
+                tally["dropped"] += 1
+                continue
+            if barred:
+                tally[barred] += 1
             due = m.due if m.due is not None else now
             msg = r.Message(
                 id=mid,
@@ -519,11 +516,15 @@ class Store:
         """Why a due message must not go out: expired, a dead number, the stop list."""
         if msg.expires is not None and msg.expires <= now:
             return "expired"
-        number = msg.to.encode()
+        return self._barred(txn, msg.to, msg.kind, now)
+
+    def _barred(self, txn: lmdb.Transaction, to: str, kind: str, now: float) -> str:
+        """ "dead" (pruned, not expired), "stopped" (stop list, kind not exempt), or ""."""
+        number = to.encode()
         raw = txn.get(number, db=self._db["dead"])
         if raw is not None and self._c.dead.decode(raw).expires > now:
             return "dead"
-        if msg.kind not in self.stop_exempt_kinds and txn.get(number, db=self._db["stop"]):
+        if kind not in self.stop_exempt_kinds and txn.get(number, db=self._db["stop"]):
             return "stopped"
         return ""
 
