@@ -381,7 +381,10 @@ class Engine:
         )
         self._record_receipt(inb, op)
 
-    def _record_receipt(self, inb: Inbound, op: st.RecordReceipt) -> None:
+    def _record_receipt(
+        self, inb: Inbound, op: st.RecordReceipt, since: float | None = None
+    ) -> None:
+        """Commit a receipt; an unmatched one is held (since its first try) and retried."""
         index = len(self._ops)
         self.submit_op(op)
 
@@ -389,7 +392,7 @@ class Engine:
             result = results[index] if index < len(results) else None
             unmatched = result is not None and result.detail == "unmatched" and op.hold
             if unmatched and len(self._held) < HOLD_RECEIPTS:
-                self._held.append((self.now(), inb, op))
+                self._held.append((self.now() if since is None else since, inb, op))
             else:
                 self._ack(inb)
 
@@ -402,7 +405,7 @@ class Engine:
             if now - since > HOLD_SECONDS:
                 self.totals["unmatched"] += 1
                 op = msgspec.structs.replace(op, hold=False)
-            self._record_receipt(inb, op)
+            self._record_receipt(inb, op, since)
 
     def _mo(self, inb: Inbound) -> None:
         pdu = inb.pdu

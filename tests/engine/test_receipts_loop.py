@@ -141,3 +141,42 @@ async def test_transmitter_plus_receiver_binds_get_their_receipts(nursery, tmp_p
     assert [b.mode for b in engine.operators["local"].binds] == ["transmitter", "receiver"]
     assert states(store) == {"delivered": 10}
     store.close()
+
+
+async def test_a_receipt_that_never_matches_is_counted_and_acknowledged(
+    nursery, tmp_path, monkeypatch
+):
+    from engine import service
+    from engine.smpp import pdu as p
+
+    monkeypatch.setattr(service, "HOLD_SECONDS", 2.5)  # > the 1 s retry period
+    smsc = await simulator(nursery)
+    cfg = make_config(tmp_path, operator("local", smsc.port, tps=2000))
+    store = open_store(cfg)
+    engine = Engine(cfg, store)
+    async with trio.open_nursery() as inner:
+        await inner.start(engine.run)
+        with trio.fail_after(5):
+            while not any(c.bound for c in smsc.connections):
+                await trio.sleep(0.02)
+        (conn,) = smsc.connections
+        conn.queue_deliver(
+            p.DeliverSm(
+                esm_class=4,
+                short_message=b"id:feedbeef stat:DELIVRD err:000",
+                receipted_message_id="feedbeef",
+                message_state=2,
+            )
+        )
+        with trio.fail_after(10):
+            while store.counts().unmatched_receipts == 0:
+                await trio.sleep(0.1)
+        with trio.fail_after(5):
+            while smsc.counters["receipts_acked"] == 0:
+                await trio.sleep(0.05)
+        assert await engine.drained()
+        await engine.stop()
+    assert engine.totals["unmatched"] == 1
+    (kept,) = store.list_unmatched()
+    assert "feedbeef" in kept.candidates
+    store.close()
