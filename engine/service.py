@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -26,6 +27,9 @@ import trio
 from engine import routing
 from engine import store as st
 from engine.config import Config, OperatorConfig, seconds
+from engine.control import protocol as cp
+from engine.control.server import ControlServer
+from engine.control.views import StoreView, window_views
 from engine.net.bind import (
     Bind,
     Inbound,
@@ -51,6 +55,8 @@ CLAIM_BATCH = 512
 HOLD_RECEIPTS = 10_000
 HOLD_SECONDS = 30.0
 RETRY_BASE = 2.0
+HISTORY_SECONDS = 300
+LOG_EVERY = 10  # seconds between throughput log lines
 
 
 class Operator:
@@ -102,9 +108,15 @@ class Operator:
 
 class Engine:
     def __init__(
-        self, cfg: Config, store: st.Store, *, wall: Callable[[], float] = time.time
+        self,
+        cfg: Config,
+        store: st.Store,
+        *,
+        wall: Callable[[], float] = time.time,
+        control: Path | None = None,
     ) -> None:
         self.cfg = cfg
+        self.control = control  # serve the control socket here
         self.store = store
         self.outcomes_in, self.outcomes = trio.open_memory_channel[Report](8192)
         self.operators = {op.name: Operator(op, self) for op in cfg.operators}
@@ -129,6 +141,10 @@ class Engine:
         self.totals = dict.fromkeys(
             ("claimed", "submitted", "failed", "requeued", "lost", "receipts", "unmatched", "mo"), 0
         )
+        self.errors: Counter[str] = Counter()  # submit statuses and receipt errors
+        self.history: deque[float] = deque(maxlen=HISTORY_SECONDS)  # submits/s, per second
+        self.rates: dict[str, float] = {}  # per bind and "submit", "receipts": per second
+        self._store_view = StoreView(store)
 
     def now(self) -> float:
         """Wall-clock seconds, driven by trio's clock (so MockClock moves it too)."""
@@ -154,7 +170,10 @@ class Engine:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self.control is not None:
+                    await nursery.start(ControlServer(self.control, self).serve)
                 nursery.start_soon(self._writer)
+                nursery.start_soon(self._meter)
                 nursery.start_soon(self._outcome_loop)
                 nursery.start_soon(self._housekeeping)
                 for op in self.operators.values():
@@ -337,6 +356,7 @@ class Engine:
             self.submit_op(st.MarkSent(id=job.msg_id, smsc_ids=ids, at=now, receipt=receipt))
             return
         desc = f"0x{status:02X} {c.status_description(status)}"
+        self.errors[desc] += 1
         if status in c.THROTTLE_STATUSES:
             self.totals["requeued"] += 1
             self.submit_op(st.Requeue(id=job.msg_id, due=0.0, reason=desc))
@@ -368,6 +388,8 @@ class Engine:
             self._event(f"unparseable receipt from {inb.bind}: {rec.reason}")
             self.after_commit(lambda _: self._ack(inb))
             return
+        if rec.state != "delivered":
+            self.errors[f"receipt {rec.stat} err:{rec.err_raw or '-'}"] += 1
         form = self.operators[inb.bind.split("#", 1)[0]].cfg.receipt_id_form
         op = st.RecordReceipt(
             candidates=receipts.normalise_id(rec.message_id, form),
@@ -459,5 +481,139 @@ class Engine:
             await trio.sleep(1.0)
 
     def _event(self, text: str) -> None:
-        self.events.append(text)
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.now()))
+        self.events.append(f"{stamp} {text}")
         log.info(text)
+
+    # -- control: meters, snapshots, operators' actions ------------------------
+
+    async def _meter(self) -> None:
+        """Once a second: rates per bind and overall, and the throughput history."""
+        last: dict[str, int] = {}
+        tick = 0
+        while True:
+            counts = {b.name: b.stats.submitted for b in self._all_binds()}
+            counts["submit"] = self.totals["submitted"]
+            counts["receipts"] = self.totals["receipts"]
+            self.rates = {k: float(n - last.get(k, n)) for k, n in counts.items()}
+            self.history.append(self.rates["submit"])
+            last = counts
+            tick += 1
+            if tick % LOG_EVERY == 0 and any(list(self.history)[-LOG_EVERY:]):
+                recent = list(self.history)[-LOG_EVERY:]
+                log.info(
+                    "throughput: %.0f submit/s over %ds; totals %s",
+                    sum(recent) / len(recent),
+                    LOG_EVERY,
+                    ", ".join(f"{k} {v}" for k, v in self.totals.items() if v),
+                )
+            await trio.sleep(1.0)
+
+    async def snapshot(self) -> cp.Snapshot:
+        now = self.now()
+        fields = await trio.to_thread.run_sync(self._store_view.read, now)
+        return cp.Snapshot(
+            at=now,
+            pid=os.getpid(),
+            operators=[self._operator_view(op) for op in self.operators.values()],
+            binds=[self._bind_view(op, b) for op in self.operators.values() for b in op.binds],
+            top_errors=self.errors.most_common(10),
+            windows=window_views(self.cfg, now),
+            rates={k: v for k, v in self.rates.items() if k in ("submit", "receipts")},
+            history=list(self.history),
+            totals=dict(self.totals),
+            events=list(self.events)[-50:],
+            **fields,
+        )
+
+    def _operator_view(self, op: Operator) -> cp.OperatorView:
+        return cp.OperatorView(
+            name=op.name,
+            up=op.up,
+            paused=op.paused,
+            tps_now=sum(self.rates.get(b.name, 0.0) for b in op.binds),
+            tps_limit=op.pacer.rate,
+            tps_configured=op.pacer.target,
+            throttles=op.pacer.throttles,
+        )
+
+    def _bind_view(self, op: Operator, bind: Bind) -> cp.BindView:
+        s = bind.stats
+        return cp.BindView(
+            name=bind.name,
+            operator=op.name,
+            state=s.state,
+            tps_now=self.rates.get(bind.name, 0.0),
+            tps_limit=op.pacer.rate,
+            window_used=s.window_used,
+            window=op.cfg.window if bind.mode != "receiver" else 0,
+            submitted=s.submitted,
+            errors=s.errors,
+            throttled=s.throttled,
+            last_error=s.last_error,
+            reconnects=s.reconnects,
+            paused=bind.paused or op.paused,
+        )
+
+    async def act(self, req: cp.Request, uid: int) -> cp.Reply:
+        """An operator's request from the control socket: logged with who asked."""
+        log.info("control: uid %d asks %r", uid, req)
+        try:
+            detail = await self._act(req)
+        except (KeyError, ValueError, st.StoreError) as exc:
+            return cp.Error(message=str(exc).strip("'\""))
+        self._event(f"uid {uid}: {detail}")
+        return cp.Ok(detail=detail)
+
+    async def _act(self, req: cp.Request) -> str:
+        match req:
+            case cp.Pause() | cp.Resume():
+                return await self._pause(req, paused=isinstance(req, cp.Pause))
+            case cp.Reconnect(bind=name):
+                self._find_bind(name).reset()
+                return f"bind {name}: reconnecting"
+            case cp.SetTps(operator=name, tps=tps):
+                self._find_operator(name).pacer.set_tps(tps)
+                return f"operator {name}: tps set to {tps:g}"
+            case cp.StopNumber(number=raw, reason=reason):
+                from engine.ingest import BadField, Validator
+
+                try:
+                    number = Validator(self.cfg).number(raw)
+                except BadField as exc:
+                    raise ValueError(f"{raw!r}: {exc.reason}") from None
+                self._stopped_now.add(number)
+                await self.db(self.store.stop, [number], reason, self.now())
+                return f"{number} stop-listed ({reason})"
+            case cp.Drain():
+                assert self._nursery is not None
+                self._nursery.start_soon(self.stop)
+                return "draining: finishing in-flight messages, then stopping"
+        raise ValueError(f"unsupported request {type(req).__name__}")
+
+    async def _pause(self, req: cp.Pause | cp.Resume, paused: bool) -> str:
+        verb = "paused" if paused else "resumed"
+        if req.batch:
+            moved = await self.db(self.store.pause_batch, req.batch, paused)
+            return f"batch {req.batch}: {verb} ({moved} queued message(s))"
+        if req.bind:
+            self._find_bind(req.bind).paused = paused
+            return f"bind {req.bind}: {verb}"
+        if req.operator:
+            op = self._find_operator(req.operator)
+            op.paused = paused
+            if paused:
+                self._give_back_queued(op)  # to its failover, or back to the queue
+            return f"operator {req.operator}: {verb}"
+        raise ValueError("name an operator, a bind or a batch")
+
+    def _find_operator(self, name: str) -> Operator:
+        if name not in self.operators:
+            raise KeyError(f"no operator {name!r} (have {', '.join(self.operators)})")
+        return self.operators[name]
+
+    def _find_bind(self, name: str) -> Bind:
+        bind = next((b for b in self._all_binds() if b.name == name), None)
+        if bind is None:
+            raise KeyError(f"no bind {name!r}")
+        return bind

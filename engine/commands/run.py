@@ -55,6 +55,7 @@ def main(args: argparse.Namespace) -> int:
     import trio
 
     from engine import config
+    from engine.control.server import ControlError, claim_path
     from engine.service import Engine
     from engine.store import StoreError
     from engine.store.setup import open_store
@@ -64,9 +65,11 @@ def main(args: argparse.Namespace) -> int:
     if not cfg.operators:
         print("volley run: no [[operators]] in the config", file=sys.stderr)
         return 2
+    control = cfg.resolve(cfg.control.socket)
     try:
+        claim_path(control)
         store = open_store(cfg)
-    except StoreError as exc:
+    except (StoreError, ControlError) as exc:
         print(f"volley run: {exc}", file=sys.stderr)
         return 1
     if getattr(store, "recovered", 0):
@@ -79,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
 
     async def amain() -> None:
         nonlocal code
-        engine = Engine(cfg, store)
+        engine = Engine(cfg, store, control=control)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(engine.run, until_drained=args.until_drained))

@@ -17,31 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def windows_now(cfg, now: float) -> list[dict]:
-    """Each window's state now, with the next opening, in the default (or fixed) zone."""
-    from zoneinfo import ZoneInfo
-
-    from engine.sched.schedule import window_of
-
-    out = []
-    at = datetime.fromtimestamp(now, UTC)
-    for kind, w in cfg.windows.items():
-        zone = ZoneInfo(cfg.defaults.timezone if w.zone == "recipient" else w.zone)
-        window = window_of(w)
-        nxt = window.next_open(at, zone)
-        out.append(
-            {
-                "kind": kind,
-                "zone": zone.key,
-                "open": window.is_open(at, zone),
-                "next_open": nxt.astimezone(zone).isoformat(timespec="minutes") if nxt else None,
-                "overrides": len(w.overrides),
-            }
-        )
-    return out
-
-
 def snapshot(cfg) -> dict:
+    from engine.sched.schedule import windows_now
     from engine.store import STATES, Store, StoreError
 
     now = time.time()
@@ -79,11 +56,35 @@ def snapshot(cfg) -> dict:
     return snap
 
 
+def live(cfg, snap: dict) -> dict:
+    """The running engine's view, over the control socket; ``snap`` unchanged if none runs."""
+    import msgspec
+
+    from engine.control.client import Client, ControlUnavailable
+
+    try:
+        with Client.connect(cfg.resolve(cfg.control.socket)) as client:
+            s = client.snapshot()
+    except (ControlUnavailable, TimeoutError):
+        return snap | {"engine": {"running": False}}
+    return snap | {
+        "engine": {"running": True, "pid": s.pid, "rates": s.rates, "totals": s.totals},
+        "states": s.states,
+        "batches": s.batches,
+        "kinds": s.kinds,
+        "paused_batches": s.paused_batches,
+        "unmatched_receipts": s.unmatched,
+        "operators": msgspec.to_builtins(s.operators),
+        "binds": msgspec.to_builtins(s.binds),
+        "top_errors": s.top_errors,
+    }
+
+
 def main(args: argparse.Namespace) -> int:
     from engine import config
 
     cfg = config.load(args.config)
-    snap = snapshot(cfg)
+    snap = live(cfg, snapshot(cfg))
     if args.json:
         json.dump(snap, sys.stdout, ensure_ascii=False)
         print()
@@ -92,6 +93,27 @@ def main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
+    engine = snap["engine"]
+    if engine["running"]:
+        console.print(
+            f"engine running (pid {engine['pid']}), {engine['rates'].get('submit', 0):.0f} submit/s"
+        )
+        binds = Table(title="Binds")
+        for col in ("bind", "state", "tps", "window", "submitted", "errors", "last error"):
+            binds.add_column(col)
+        for b in snap["binds"]:
+            binds.add_row(
+                b["name"],
+                b["state"] + (" (paused)" if b.get("paused") else ""),
+                f"{b.get('tps_now', 0):.0f}/{b.get('tps_limit', 0):.0f}",
+                f"{b.get('window_used', 0)}/{b.get('window', 0)}",
+                f"{b.get('submitted', 0):,}",
+                f"{b.get('errors', 0):,}",
+                b.get("last_error", ""),
+            )
+        console.print(binds)
+    else:
+        console.print("no engine running: counts from the store")
     states = Table(title="Messages by state")
     states.add_column("state")
     states.add_column("count", justify="right")

@@ -88,6 +88,16 @@ class BindView(Base):
     paused: bool = False
 
 
+class OperatorView(Base):
+    name: str
+    up: bool = False
+    paused: bool = False
+    tps_now: float = 0.0
+    tps_limit: float = 0.0
+    tps_configured: float = 0.0
+    throttles: int = 0
+
+
 class WindowView(Base):
     kind: str
     open: bool
@@ -96,18 +106,29 @@ class WindowView(Base):
 
 
 class Snapshot(Base):
+    """What the engine (or, with ``live`` false, the store alone) looks like now."""
+
     at: float
+    live: bool = True
+    pid: int = 0
+    operators: list[OperatorView] = []
     binds: list[BindView] = []
     states: dict[str, int] = {}
+    kinds: dict[str, dict[str, int]] = {}
     batches: dict[str, dict[str, int]] = {}
     paused_batches: list[str] = []
     receipts: dict[str, int] = {}
     top_errors: list[tuple[str, int]] = []
     windows: list[WindowView] = []
+    scheduled_by_hour: dict[str, int] = {}
     rates: dict[str, float] = {}
+    history: list[float] = []  # submits per second, oldest first, one per second
+    totals: dict[str, int] = {}
     events: list[str] = []
     dead: int = 0
     stopped: int = 0
+    prunes: list[str] = []
+    unmatched: int = 0
 
 
 class Ok(Base):

@@ -8,6 +8,7 @@ Kinds without a ``[windows.KIND]`` table may send at any hour.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -79,3 +80,23 @@ class Scheduler:
             return ""
         at = datetime.fromtimestamp(now, UTC)
         return validity_period(datetime.fromtimestamp(decision.closes_at, UTC), at, spec[3])
+
+
+def windows_now(cfg: Config, now: float) -> list[dict[str, Any]]:
+    """Each window's state now, with the next opening, in the default (or fixed) zone."""
+    out = []
+    at = datetime.fromtimestamp(now, UTC)
+    for kind, w in cfg.windows.items():
+        zone = ZoneInfo(cfg.defaults.timezone if w.zone == "recipient" else w.zone)
+        window = window_of(w)
+        nxt = window.next_open(at, zone)
+        out.append(
+            {
+                "kind": kind,
+                "zone": zone.key,
+                "open": window.is_open(at, zone),
+                "next_open": nxt.astimezone(zone).isoformat(timespec="minutes") if nxt else None,
+                "overrides": len(w.overrides),
+            }
+        )
+    return out

@@ -79,6 +79,7 @@ _NAMES = (
     "dead",
     "mo",
     "unmatched",
+    "parked",
 )
 LOAD_CHUNK = 50_000
 T = TypeVar("T")
@@ -121,6 +122,15 @@ class _Tx:
         self.txn = txn
         self.db = store._db
         self.deltas: dict[tuple[str, str, str] | bytes, int] = {}
+        self._paused: frozenset[str] | None = None
+
+    @property
+    def paused(self) -> frozenset[str]:
+        """Paused batches: their queued messages wait in "parked", not in "ready"."""
+        if self._paused is None:
+            raw = self.txn.get(b"paused", db=self.db["meta"])
+            self._paused = frozenset(msgspec.msgpack.decode(raw)) if raw else frozenset()
+        return self._paused
 
     def count(self, msg: r.Message, state: str, n: int) -> None:
         key = (msg.batch, msg.kind, state)
@@ -136,6 +146,8 @@ class _Tx:
     def _state_key(self, msg: r.Message, key: bytes) -> tuple[bytes, Any] | None:
         state, db = msg.state, self.db
         if state == r.QUEUED:
+            if msg.batch in self.paused:
+                return msg.batch.encode() + b"\0" + key, db["parked"]
             return msg.route.encode() + b"\0" + key, db["ready"]
         if state == r.SCHEDULED:
             return _U64.pack(_ms(msg.due)) + key, db["sched"]
@@ -502,13 +514,10 @@ class Store:
 
     def _published(self, txn: lmdb.Transaction, msg: r.Message) -> bool:
         """Whether a message is in its state's index (an unpublished load's are not)."""
-        key = _enc_id(msg.id)
-        db = self._db
-        if msg.state == r.QUEUED:
-            return txn.get(msg.route.encode() + b"\0" + key, db=db["ready"]) is not None
-        if msg.state == r.SCHEDULED:
-            return txn.get(_U64.pack(_ms(msg.due)) + key, db=db["sched"]) is not None
-        return True
+        if msg.state not in (r.QUEUED, r.SCHEDULED):
+            return True
+        entry = _Tx(self, txn)._state_key(msg, _enc_id(msg.id))
+        return entry is not None and txn.get(entry[0], db=entry[1]) is not None
 
     # -- the engine's hot path ------------------------------------------------
 
@@ -880,6 +889,63 @@ class Store:
     def awaiting_receipts(self) -> int:
         """Sent messages still waiting for their final receipt."""
         return self._read(lambda txn: txn.stat(self._db["sent"])["entries"])
+
+    def pause_batch(self, batch: str, paused: bool = True) -> int:
+        """Hold a batch's queued messages out of claims (or let them go again).
+
+        They stay ``queued`` (counts unchanged) but wait in the "parked" index,
+        so claims never scan them; messages of the batch that become queued
+        later (promoted, requeued) park too. Returns how many were moved.
+        """
+
+        def pause(tx: _Tx) -> int:
+            bkey = batch.encode()
+            raw = tx.txn.get(bkey, db=self._db["batches"])
+            if raw is None:
+                raise StoreError(f"no batch {batch!r}")
+            info = self._c.batch.decode(raw)
+            info.paused = paused
+            tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
+            queued = self._queued_of(tx, batch, parked=not paused)
+            for msg in queued:
+                tx.unindex(msg)
+            names = (tx.paused | {batch}) if paused else (tx.paused - {batch})
+            tx.txn.put(b"paused", self._c.enc.encode(sorted(names)), db=self._db["meta"])
+            tx._paused = frozenset(names)
+            for msg in queued:
+                tx.index(msg)
+            return len(queued)
+
+        return self._write(pause)
+
+    def _queued_of(self, tx: _Tx, batch: str, parked: bool) -> list[r.Message]:
+        """A batch's queued messages: from "parked" (a paused batch) or via its index."""
+        prefix = batch.encode() + b"\0"
+        db = self._db["parked"] if parked else self._db["batchidx"]
+        cur = tx.txn.cursor(db=db)
+        out = []
+        if cur.set_range(prefix):
+            for key, value in cur:
+                if not key.startswith(prefix):
+                    break
+                mid = _U64.unpack_from(key, len(prefix))[0] if parked else _U64.unpack(value)[0]
+                msg = tx.get(mid)
+                if msg is not None and msg.state == r.QUEUED:
+                    out.append(msg)
+        return out
+
+    def paused_batches(self) -> list[str]:
+        raw = self._read(lambda txn: txn.get(b"paused", db=self._db["meta"]))
+        return sorted(msgspec.msgpack.decode(raw)) if raw else []
+
+    def number_counts(self) -> tuple[int, int]:
+        """(dead, stopped): how many numbers are pruned and how many stop-listed."""
+
+        def read(txn: lmdb.Transaction) -> tuple[int, int]:
+            stat = txn.stat
+            return stat(self._db["dead"])["entries"], stat(self._db["stop"])["entries"]
+
+        return self._read(read)
 
     def batch_progress(self, batch: str) -> dict[str, int]:
         raw = self._read(lambda txn: txn.get(batch.encode(), db=self._db["batches"]))

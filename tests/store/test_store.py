@@ -339,3 +339,30 @@ def test_stopped_numbers_are_skipped_unless_the_kind_is_exempt(store):
         now=NOW,
     )
     assert [m.kind for m in store.claim("op", 5, NOW)] == ["transactional"]
+
+
+def test_a_paused_batch_is_not_claimed_and_keeps_its_place_on_resume(store):
+    store.enqueue("a", msgs(3), now=NOW)
+    store.enqueue("b", msgs(2, start=10), now=NOW)
+    first = store.claim("op", 1, NOW)[0]
+    assert store.pause_batch("a") == 2
+    store.apply([Requeue(id=first.id, due=0, reason="0x58")])  # a retry of "a" parks too
+    assert store.paused_batches() == ["a"]
+    assert [m.batch for m in store.claim("op", 10, NOW)] == ["b", "b"]
+    assert states(store) == {"queued": 3, "inflight": 2}
+    assert store.due_count(NOW) == 0
+    assert store.pause_batch("a", paused=False) == 3
+    assert [m.id for m in store.claim("op", 10, NOW)] == [1, 2, 3]
+    assert store.paused_batches() == []
+
+
+def test_a_message_enqueued_into_a_paused_batch_waits(store):
+    store.enqueue("a", msgs(1), now=NOW)
+    store.pause_batch("a")
+    result = store.enqueue("a", msgs(2, start=1), now=NOW)
+    assert result.queued == 2
+    assert store.claim("op", 10, NOW) == []
+    store.pause_batch("a", paused=False)
+    assert len(store.claim("op", 10, NOW)) == 3
+    with pytest.raises(StoreError, match="no batch 'zz'"):
+        store.pause_batch("zz")

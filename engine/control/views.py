@@ -1,0 +1,89 @@
+"""Snapshots for the control channel: from a running engine, or from the store alone.
+
+``StoreView`` reads what the store knows in read-only transactions (never
+blocking the writer), caching the costlier parts (the latest prunes, scheduled
+counts by hour) between the frequent snapshots a subscription asks for.
+``store_snapshot`` is what `volley status` and the TUI show when no engine runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.config import Config
+from engine.control import protocol as p
+from engine.sched.schedule import windows_now
+from engine.store import STATES, Store, StoreError
+
+RECEIPT_OUTCOMES = ("delivered", "undelivered", "expired", "rejected", "deleted", "unknown")
+PRUNES_SHOWN = 10
+HOURS_TTL = 10.0
+
+
+class StoreView:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._dead = -1
+        self._prunes: list[str] = []
+        self._hours: dict[str, int] = {}
+        self._hours_at = -math.inf
+
+    def read(self, now: float) -> dict[str, Any]:
+        store = self.store
+        counts = store.counts()
+        dead, stopped = store.number_counts()
+        if dead != self._dead:
+            self._dead, self._prunes = dead, _latest_prunes(store)
+        if now - self._hours_at >= HOURS_TTL:
+            self._hours_at = now
+            self._hours = {
+                datetime.fromtimestamp(h, UTC).isoformat(timespec="minutes"): n
+                for h, n in sorted(store.scheduled_by_hour().items())
+            }
+        return {
+            "states": counts.states,
+            "kinds": counts.kinds,
+            "batches": counts.batches,
+            "paused_batches": store.paused_batches(),
+            "receipts": {k: counts.states.get(k, 0) for k in RECEIPT_OUTCOMES},
+            "unmatched": counts.unmatched_receipts,
+            "dead": dead,
+            "stopped": stopped,
+            "prunes": self._prunes,
+            "scheduled_by_hour": self._hours,
+        }
+
+
+def _latest_prunes(store: Store) -> list[str]:
+    latest = sorted(store.list_dead(), key=lambda item: item[1].at, reverse=True)
+    out = []
+    for number, entry in latest[:PRUNES_SHOWN]:
+        last = entry.evidence[-1] if entry.evidence else None
+        why = f" ({last.stat} err {last.err})" if last else ""
+        out.append(f"{datetime.fromtimestamp(entry.at, UTC):%Y-%m-%d %H:%M} {number}{why}")
+    return out
+
+
+def window_views(cfg: Config, now: float) -> list[p.WindowView]:
+    return [
+        p.WindowView(kind=w["kind"], open=w["open"], next_open=w["next_open"] or "", zone=w["zone"])
+        for w in windows_now(cfg, now)
+    ]
+
+
+def store_snapshot(cfg: Config, now: float | None = None) -> p.Snapshot:
+    """The store's side of a snapshot, with ``live`` false: no engine is running."""
+    now = time.time() if now is None else now
+    windows = window_views(cfg, now)
+    try:
+        store = Store.open(cfg.resolve(cfg.store.path), readonly=True)
+    except StoreError:
+        return p.Snapshot(at=now, live=False, states=dict.fromkeys(STATES, 0), windows=windows)
+    try:
+        fields = StoreView(store).read(now)
+    finally:
+        store.close()
+    return p.Snapshot(at=now, live=False, windows=windows, **fields)
