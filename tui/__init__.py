@@ -1,0 +1,1 @@
+"""Volley's operators' terminal UI: a Textual app fed by the engine's control socket."""

@@ -1,0 +1,40 @@
+"""Operators and their binds: state, TPS now / limit, window used, counts, last error."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.text import Text
+
+from engine.control import protocol as p
+from tui.widgets.table import SyncedTable
+
+STATE_STYLE = {"bound": "green", "backoff": "yellow", "failed": "bold red", "stopped": "dim"}
+
+
+class BindsTable(SyncedTable):
+    COLUMNS = ("bind", "state", "tps", "window", "submitted", "errors", "reconn", "last error")
+
+    def show(self, snap: p.Snapshot) -> None:
+        ops = {o.name: o for o in snap.operators}
+        self.sync({b.name: _row(b, ops.get(b.operator)) for b in snap.binds})
+
+    def operator_of(self, bind: str | None) -> str | None:
+        return bind.split("#", 1)[0] if bind else None
+
+
+def _row(b: p.BindView, op: p.OperatorView | None) -> tuple[object, ...]:
+    state = Text(b.state, style=STATE_STYLE.get(b.state, ""), justify="left", end="")
+    if b.paused:
+        state = Text(f"{b.state}, paused", style="yellow", justify="left", end="")
+    limit = op.tps_limit if op else b.tps_limit
+    window = f"{b.window_used}/{b.window}" if b.window else "rx"
+    return (
+        escape(b.name),
+        state,
+        f"{b.tps_now:,.0f}/{limit:,.0f}",
+        window,
+        f"{b.submitted:,}",
+        f"{b.errors:,}",
+        str(b.reconnects),
+        escape(b.last_error[:40]),
+    )

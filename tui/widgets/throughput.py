@@ -1,0 +1,41 @@
+"""Throughput over the last minutes: a sparkline of submits per second."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.css.query import NoMatches
+from textual.widgets import Label, Sparkline
+
+from engine.control import protocol as p
+
+
+class Throughput(Vertical):
+    _latest: p.Snapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="rate")
+        yield Sparkline([0.0], summary_function=max, id="spark")
+
+    def on_mount(self) -> None:
+        if self._latest is not None:
+            self.show(self._latest)
+
+    def show(self, snap: p.Snapshot) -> None:
+        self._latest = snap
+        try:
+            rate, spark = self.query_one("#rate", Label), self.query_one("#spark", Sparkline)
+        except NoMatches:
+            return  # not composed yet: on_mount shows it
+        rates, totals = snap.rates, snap.totals
+        minutes = len(snap.history) / 60
+        text = (
+            f"[b]{rates.get('submit', 0):,.0f}[/] submit/s  "
+            f"[b]{rates.get('receipts', 0):,.0f}[/] receipts/s  "
+            f"sent {totals.get('submitted', 0):,}  failed {totals.get('failed', 0):,}  "
+            f"[$text-muted](last {minutes:.0f} min)[/]"
+            if snap.live
+            else "[$text-muted]no engine: no throughput[/]"
+        )
+        rate.update(text)
+        spark.data = snap.history or [0.0]
