@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-PARTS = {"e2e": "bench.e2e", "codec": "bench.codec", "smsc": "bench.smsc", "store": "bench.store"}
+PARTS = {
+    "e2e": "bench.e2e",
+    "codec": "bench.codec",
+    "smsc": "bench.smsc",
+    "store": "bench.store",
+    "tui": "bench.tui",
+}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

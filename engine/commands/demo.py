@@ -2,9 +2,12 @@
 
 Starts the bundled SMSC simulator on 127.0.0.1 (a few percent of undelivered
 and expired receipts, like a real network), enqueues the sample re-activation
-campaign into an LMDB store in ./var/demo, runs the engine until every message
-has its final receipt, and prints the outcome. Then it shows the protocol
-layer at work: each message's encoding, parts and first submit_sm bytes.
+campaign into an LMDB store in ./var/demo, starts the engine with its control
+socket, and opens the TUI on it; quitting the TUI stops the engine (gracefully)
+and the simulator, then prints the outcome. Without a terminal (or with
+--no-tui) the engine runs until every message has its final receipt instead.
+Then it shows the protocol layer at work: each message's encoding, parts and
+first submit_sm bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -21,6 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", help="a JSON Lines campaign (default: the bundled sample)")
     parser.add_argument("--dir", default="var/demo", help="where the demo store goes")
     parser.add_argument("--tps", type=float, default=5.0, help="the demo operator's rate")
+    parser.add_argument(
+        "--no-tui", action="store_true", help="run until drained and print (default off a tty)"
+    )
 
 
 def _campaign(path: str | None) -> tuple[str, list[str]]:
@@ -30,66 +39,107 @@ def _campaign(path: str | None) -> tuple[str, list[str]]:
     return "sample_campaign.jsonl", sample.read_text(encoding="utf-8").splitlines()
 
 
+def _volley(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "engine", *args], **kw)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the simulator did not start on port {port}")
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main(args: argparse.Namespace) -> int:
     import io
-    from functools import partial
 
-    import trio
     from rich.console import Console
     from rich.table import Table
 
     from engine import config, ingest
-    from engine.service import Engine
-    from engine.smsc.options import Options
-    from engine.smsc.server import Smsc
     from engine.store.setup import open_store
 
     console = Console()
+    tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     name, lines = _campaign(args.file)
-    folder = Path(args.dir)
+    folder = Path(args.dir).resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    db_path = folder.resolve() / "volley.lmdb"
-    smsc = Smsc(
-        Options(
-            port=0,
-            receipt_delay=0.5,
-            receipt_jitter=1.0,
-            undeliv_fraction=0.1,
-            expired_fraction=0.05,
-            seed=1,
-        )
+    port = _free_port()
+    cfg_path = folder / "engine.toml"
+    cfg_path.write_text(
+        '[store]\npath = "volley.lmdb"\n[control]\nsocket = "volley.sock"\n'
+        f'[[operators]]\nname = "demo"\nport = {port}\npassword = "secret"\n'
+        f"tps = {args.tps}\nwindow = 10\n"
     )
+    cfg = config.load(cfg_path)
+    smsc = _volley(
+        "smsc", "--port", str(port), "--receipt-delay", "0.5", "--receipt-jitter", "1",
+        "--undeliv", "0.1", "--expired", "0.05", "--seed", "1",
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    engine: subprocess.Popen | None = None
+    log = open(folder / "engine.log", "w")  # noqa: SIM115
+    try:
+        _wait_port(port, smsc)
+        console.print(f"[bold]SMSC simulator[/] listening on 127.0.0.1:{port}")
+        store = open_store(cfg)
+        result = store.enqueue(
+            "demo-campaign",
+            ingest.messages(io.StringIO("\n".join(lines)), name, ingest.Validator(cfg)),
+            now=time.time(),
+        )
+        store.close()
+        console.print(f"[bold]enqueued[/] batch {result.batch}: {result.queued} messages")
+        t0 = time.monotonic()
+        run_args = ["run", "--config", str(cfg_path), "--quiet"]
+        engine = _volley(*run_args, *([] if tui else ["--until-drained"]), stderr=log)
+        if tui:
+            from tui.app import VolleyApp
+            from tui.source import ControlSource
 
-    async def amain() -> None:
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(smsc.serve)
-            console.print(f"[bold]SMSC simulator[/] listening on 127.0.0.1:{port}")
-            cfg = config.parse(
-                f'[store]\npath = "{db_path}"\n'
-                f'[[operators]]\nname = "demo"\nport = {port}\npassword = "secret"\n'
-                f"tps = {args.tps}\nwindow = 10\n".encode()
-            )
-            store = open_store(cfg)
-            result = store.enqueue(
-                "demo-campaign",
-                ingest.messages(io.StringIO("\n".join(lines)), name, ingest.Validator(cfg)),
-                now=time.time(),
-            )
-            console.print(f"[bold]enqueued[/] batch {result.batch}: {result.queued} messages")
-            t0 = time.monotonic()
-            engine = Engine(cfg, store)
-            await nursery.start(partial(engine.run, until_drained=True))
+            VolleyApp(ControlSource(cfg)).run()
+            _stop(engine)
+            console.print(f"[bold]stopped[/] after {time.monotonic() - t0:.1f} s")
+        else:
             with console.status("sending at the operator's pace, waiting for receipts…"):
-                await engine.stopped.wait()
+                code = engine.wait()
+            if code != 0:
+                console.print(f"engine exited {code}: see {folder / 'engine.log'}")
+                return 1
             console.print(f"[bold]drained[/] in {time.monotonic() - t0:.1f} s")
-            _outcome(console, store, Table)
-            store.close()
-            nursery.cancel_scope.cancel()
-
-    trio.run(amain)
+        store = open_store(cfg, readonly=True)
+        _outcome(console, store, Table)
+        store.close()
+    finally:
+        if engine is not None:
+            _stop(engine)
+        log.close()
+        _stop(smsc)
+        with smsc.stdout as out:
+            counters = out.read().strip().splitlines()
     _protocol_table(console, lines, Table)
-    console.print(f"simulator counters: {json.dumps(smsc.counters.values)}")
+    console.print(f"simulator counters: {counters[-1] if counters else '{}'}")
     return 0
 
 

@@ -27,7 +27,9 @@ async def test_the_main_screen_shows_binds_and_batches():
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app)
         assert app.query_one(BindsTable).row_count == 6
-        assert app.query_one(BatchesTable).row_count == 5
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.query_one("#batches", BatchesTable).row_count == 5
         assert "live" in str(app.query_one("#banner").render())
 
 

@@ -15,9 +15,9 @@ DONE_BAD = ("undelivered", "expired", "rejected", "failed", "unknown", "deleted"
 class BatchesTable(SyncedTable):
     COLUMNS = ("batch", "progress", "total", "delivered", "failed", "skipped", "waiting")
 
-    def show(self, snap: p.Snapshot) -> None:
+    def rows_of(self, snap: p.Snapshot) -> dict[str, tuple[object, ...]]:
         paused = set(snap.paused_batches)
-        self.sync({b: _row(b, c, b in paused) for b, c in sorted(snap.batches.items())})
+        return {b: _row(b, c, b in paused) for b, c in sorted(snap.batches.items())}
 
 
 def _row(batch: str, counts: dict[str, int], paused: bool) -> tuple[object, ...]:

@@ -14,9 +14,9 @@ STATE_STYLE = {"bound": "green", "backoff": "yellow", "failed": "bold red", "sto
 class BindsTable(SyncedTable):
     COLUMNS = ("bind", "state", "tps", "window", "submitted", "errors", "reconn", "last error")
 
-    def show(self, snap: p.Snapshot) -> None:
+    def rows_of(self, snap: p.Snapshot) -> dict[str, tuple[object, ...]]:
         ops = {o.name: o for o in snap.operators}
-        self.sync({b.name: _row(b, ops.get(b.operator)) for b in snap.binds})
+        return {b.name: _row(b, ops.get(b.operator)) for b in snap.binds}
 
     def operator_of(self, bind: str | None) -> str | None:
         return bind.split("#", 1)[0] if bind else None
