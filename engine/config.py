@@ -84,6 +84,8 @@ class OperatorConfig(Base):
     reconnect_max: Duration = "60s"
     max_retries: NonNegInt = 5
     paused: bool = False
+    # message kind -> a [windows.NAME] this operator also requires (the stricter wins)
+    send_windows: dict[str, str] = {}
     hard_errors: list[int] | None = None  # this operator's err: codes; default [prune]
     soft_errors: list[int] | None = None
 
@@ -220,6 +222,12 @@ def _check_semantics(cfg: Config) -> None:
                 raise ConfigError(
                     f"operators[{i}].failover[{j}]: no operator named {other!r} "
                     f"(expected one of {names})"
+                )
+        for kind, name in op.send_windows.items():
+            if name not in cfg.windows:
+                raise ConfigError(
+                    f"operators[{i}].send_windows.{kind}: no [windows.{name}] table "
+                    f"(expected one of {sorted(cfg.windows)})"
                 )
     _check_windows(cfg)
     try:

@@ -64,6 +64,7 @@ class Validator:
         self.now = now
         self.default_zone = 0  # messages whose zone fell back to [defaults] timezone
         self.window = window  # this batch's [windows.NAME] instead of each kind's
+        self._send_windows = {op.name: op.send_windows for op in cfg.operators}
 
     def number(self, raw: Any) -> str:
         if not isinstance(raw, str | int) or not str(raw).strip():
@@ -116,29 +117,39 @@ class Validator:
         expires = self.time(obj, "expires")
         if not_before and expires and expires <= not_before:
             raise BadField("expires", "must be after not_before")
-        due, zone = self.schedule(self.window or kind, to, not_before)
+        route = route_for(to, self.cfg.operators)
+        also = self._send_windows.get(route, {}).get(kind, "")
+        fallbacks = self.default_zone
+        due, zone = self.schedule(self.window or kind, to, not_before, also)
         return NewMessage(
             to=to,
             text=text,
             sender=sender,
             kind=kind,
             ext_id=str(ext_id),
-            route=route_for(to, self.cfg.operators),
+            route=route,
             parts=parts,
             not_before=not_before,
             expires=expires,
             due=due,
             zone=zone,
             window=self.window,
+            zone_default=self.default_zone > fallbacks,
         )
 
-    def schedule(self, kind: str, to: str, not_before: float | None) -> tuple[float | None, str]:
-        """(due, zone): not_before, pushed to the next opening of the send window if closed."""
-        if self.scheduler is None or not self.scheduler.windowed(kind):
+    def schedule(
+        self, kind: str, to: str, not_before: float | None, also: str = ""
+    ) -> tuple[float | None, str]:
+        """(due, zone): not_before, pushed to the next opening of the send window if closed.
+
+        ``also``: the route's operator's window for this kind, which must hold too.
+        """
+        scheduler = self.scheduler
+        if scheduler is None or not (scheduler.windowed(kind) or scheduler.windowed(also)):
             return not_before, ""
         now = self.now if self.now is not None else time.time()
         at = max(now, not_before or now)
-        decision = self.scheduler.decide(kind, to, at)
+        decision = scheduler.decide(kind, to, at, also)
         self.default_zone += decision.zone_source == "default"
         if decision.open:
             return (not_before if not_before and not_before > now else None), decision.zone

@@ -56,6 +56,7 @@ HOLD_RECEIPTS = 10_000
 HOLD_SECONDS = 30.0
 RETRY_BASE = 2.0
 HISTORY_SECONDS = 300
+WINDOW_CLOSED = "the send window closed while it waited to go out"
 LOG_EVERY = 10  # seconds between throughput log lines
 
 
@@ -304,18 +305,26 @@ class Engine:
             return
         now = self.now()
         window = msg.window or msg.kind
-        decision = self.scheduler.decide(window, msg.to, now)
+        also = operator.cfg.send_windows.get(msg.kind, "")
+        decision = self.scheduler.decide(window, msg.to, now, also)
         if not decision.open:
             self._outside_window(msg, decision.due, now)
             return
-        validity = self.scheduler.validity(window, decision, now)
+        validity = self.scheduler.validity(window, decision, now, also)
         try:
             parts = operator.builder.build(msg.to, msg.text, msg.sender, validity_period=validity)
         except (encoding.TextTooLong, encoding.EncodingError) as exc:
             self.submit_op(st.Fail(id=msg.id, status=0, description=str(exc), at=self.now()))
             return
         operator.jobs_in.send_nowait(
-            Job(msg.id, parts, attempts=msg.attempts, to=msg.to, kind=msg.kind)
+            Job(
+                msg.id,
+                parts,
+                attempts=msg.attempts,
+                to=msg.to,
+                kind=msg.kind,
+                closes_at=decision.closes_at,
+            )
         )
 
     def _outside_window(self, msg: st.Message, due: float | None, now: float) -> None:
@@ -339,6 +348,9 @@ class Engine:
             self._inbound(outcome)
         elif isinstance(outcome, Lost):
             self._lost(outcome)
+        elif isinstance(outcome, Vetoed) and outcome.reason == WINDOW_CLOSED:
+            # back to the queue: its next claim schedules it for the next opening
+            self.submit_op(st.Requeue(id=outcome.job.msg_id, due=0.0, reason=WINDOW_CLOSED))
         elif isinstance(outcome, Vetoed):
             self.submit_op(st.Skip(id=outcome.job.msg_id, reason=outcome.reason, at=self.now()))
         elif isinstance(outcome, Unsent):
@@ -451,9 +463,11 @@ class Engine:
         self.after_commit(lambda _: self._ack(inb))
 
     def veto(self, job: Job) -> str:
-        """Last check before a claimed job goes out: a STOP may have come in since."""
+        """Last check before a claimed job goes out: a STOP, or its window closed, since."""
         if job.to in self._stopped_now and job.kind not in self._stop_exempt:
             return "stopped"
+        if job.closes_at is not None and self.now() >= job.closes_at:
+            return WINDOW_CLOSED
         return ""
 
     def _ack(self, inb: Inbound) -> None:

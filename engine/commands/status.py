@@ -28,6 +28,7 @@ def snapshot(cfg) -> dict:
         "kinds": {},
         "binds": [],
         "unmatched_receipts": 0,
+        "default_zone": 0,
         "unmatched_recent": [],
         "windows": windows_now(cfg, now),
         "scheduled_by_hour": {},
@@ -47,6 +48,7 @@ def snapshot(cfg) -> dict:
         batches=counts.batches,
         kinds=counts.kinds,
         unmatched_receipts=counts.unmatched_receipts,
+        default_zone=counts.zone_default,
         unmatched_recent=[{"ids": u.candidates, "stat": u.stat, "at": u.at} for u in unmatched],
         scheduled_by_hour={
             datetime.fromtimestamp(h, UTC).isoformat(timespec="minutes"): n
@@ -74,6 +76,7 @@ def live(cfg, snap: dict) -> dict:
         "kinds": s.kinds,
         "paused_batches": s.paused_batches,
         "unmatched_receipts": s.unmatched,
+        "default_zone": s.default_zone,
         "operators": msgspec.to_builtins(s.operators),
         "binds": msgspec.to_builtins(s.binds),
         "top_errors": s.top_errors,
@@ -132,6 +135,11 @@ def main(args: argparse.Namespace) -> int:
     for w in snap["windows"]:
         state = "open" if w["open"] else f"closed, opens {w['next_open']}"
         console.print(f"window {w['kind']} ({w['zone']}): {state}")
+    if snap["default_zone"]:
+        console.print(
+            f"{snap['default_zone']:,} message(s) waiting to be sent are timed in "
+            f"{cfg.defaults.timezone} ([defaults] timezone): their number's zone is unknown"
+        )
     if snap["scheduled_by_hour"]:
         hours = Table(title="Scheduled by due hour (UTC)")
         hours.add_column("hour")

@@ -129,6 +129,7 @@ class Snapshot(Base):
     stopped: int = 0
     prunes: list[str] = []
     unmatched: int = 0
+    default_zone: int = 0  # messages not yet sent timed in [defaults] timezone
 
 
 class Ok(Base):

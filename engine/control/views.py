@@ -50,6 +50,7 @@ class StoreView:
             "paused_batches": store.paused_batches(),
             "receipts": {k: counts.states.get(k, 0) for k in RECEIPT_OUTCOMES},
             "unmatched": counts.unmatched_receipts,
+            "default_zone": counts.zone_default,
             "dead": dead,
             "stopped": stopped,
             "prunes": self._prunes,

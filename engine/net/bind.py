@@ -71,6 +71,7 @@ class Job(msgspec.Struct, gc=False):
     attempts: int = 0
     to: str = ""
     kind: str = ""
+    closes_at: float | None = None  # wall time its send window closes (None: no window)
     smsc_ids: list[str] = msgspec.field(default_factory=list)
     status: int = 0
     answered: int = 0
@@ -409,13 +410,11 @@ class Bind:
                     return
             except trio.EndOfChannel:
                 return
-            reason = self._veto(job) if self._veto is not None else ""
-            if reason:
-                await self._outcomes.send(Vetoed(job, reason, self.name))
+            if await self._vetoed(job):
                 continue
             self._current = job
             deadline = trio.current_time() + self._timeout
-            for part in job.parts:
+            for i, part in enumerate(job.parts):
                 while session.window_free <= 0:
                     self._window_open = trio.Event()  # before any await: no lost wake-up
                     await self._flush()
@@ -429,10 +428,20 @@ class Bind:
                         break
                     await self._flush()
                     await trio.sleep_until(t)
+                if i == 0 and await self._vetoed(job):  # again, after waiting for the pace
+                    self._current = None
+                    break
                 sent = session.send(part)
                 self._pending[sent.sequence] = (job, deadline)
                 self._current = None
             self.stats.window_used = len(self._pending)
+
+    async def _vetoed(self, job: Job) -> bool:
+        """Whether the service says no at the last moment (a STOP, a window that closed)."""
+        reason = self._veto(job) if self._veto is not None else ""
+        if reason:
+            await self._outcomes.send(Vetoed(job, reason, self.name))
+        return bool(reason)
 
     async def _keepalive(self) -> None:
         """enquire_link on idleness; response timeouts reset the bind."""

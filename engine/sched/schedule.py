@@ -53,13 +53,16 @@ class Scheduler:
     def windowed(self, kind: str) -> bool:
         return kind in self._kinds
 
-    def decide(self, kind: str, number: str, now: float) -> Decision:
-        spec = self._kinds.get(kind)
+    def decide(self, kind: str, number: str, now: float, also: str = "") -> Decision:
+        """Open now, or when next; ``also`` names a window that must hold too (an operator's)."""
+        spec = self._kinds.get(kind) or self._kinds.get(also)
         if spec is None:
             return Decision(True)
-        base, overrides, fixed, _ = spec
+        _, _, fixed, _ = spec
         digits = number.removeprefix("+")
-        windows = [base] + [w for prefixes, w in overrides if digits.startswith(prefixes)]
+        windows = [
+            w for name in {kind, also} & self._kinds.keys() for w in self._windows(name, digits)
+        ]
         if fixed is not None:
             zone, source = fixed, "fixed"
         else:
@@ -73,9 +76,14 @@ class Scheduler:
         closes = closes_at_all(windows, at, zone)
         return Decision(True, None, closes.timestamp() if closes else None, zone.key, source)
 
-    def validity(self, kind: str, decision: Decision, now: float) -> str:
+    def _windows(self, kind: str, digits: str) -> list[Window]:
+        """A kind's window with the overrides that apply to these digits."""
+        base, overrides, _, _ = self._kinds[kind]
+        return [base] + [w for prefixes, w in overrides if digits.startswith(prefixes)]
+
+    def validity(self, kind: str, decision: Decision, now: float, also: str = "") -> str:
         """validity_period so the SMSC's own retries end before the window closes."""
-        spec = self._kinds.get(kind)
+        spec = self._kinds.get(kind) or self._kinds.get(also)
         if spec is None or decision.closes_at is None:
             return ""
         at = datetime.fromtimestamp(now, UTC)

@@ -35,6 +35,7 @@ STATES = (
     FAILED,
     SKIPPED,
 )
+PENDING = frozenset({QUEUED, SCHEDULED, INFLIGHT})
 FINAL = frozenset({DELIVERED, UNDELIVERED, EXPIRED, REJECTED, DELETED, UNKNOWN, FAILED, SKIPPED})
 # A multi-part message takes its worst part's state.
 SEVERITY = {DELIVERED: 0, DELETED: 1, EXPIRED: 2, UNKNOWN: 3, UNDELIVERED: 4, REJECTED: 5}
@@ -70,6 +71,7 @@ class Message(Record):
     zone: str = ""
     receipt: bool = True  # sent with registered_delivery: awaits a receipt
     window: str = ""  # a [windows.NAME] chosen for the batch instead of the kind's
+    zone_default: bool = False  # its zone is [defaults] timezone: the number's was unknown
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -87,6 +89,7 @@ class NewMessage(msgspec.Struct, kw_only=True):
     due: float | None = None
     zone: str = ""
     window: str = ""
+    zone_default: bool = False
 
 
 class BatchInfo(Record):
@@ -211,6 +214,7 @@ class Counts(msgspec.Struct):
     batches: dict[str, dict[str, int]]
     kinds: dict[str, dict[str, int]]
     unmatched_receipts: int = 0
+    zone_default: int = 0  # messages not yet sent whose zone fell back to the default
 
 
 class EnqueueResult(msgspec.Struct):

@@ -82,6 +82,7 @@ _NAMES = (
     "parked",
 )
 LOAD_CHUNK = 50_000
+ZONE_DEFAULT = b"zone_default"
 T = TypeVar("T")
 
 
@@ -177,6 +178,8 @@ class _Tx:
         deltas = self.deltas
         old = (msg.batch, msg.kind, msg.state)
         deltas[old] = deltas.get(old, 0) - 1
+        if msg.zone_default and (msg.state in r.PENDING) != (state in r.PENDING):
+            self.bump(ZONE_DEFAULT, 1 if state in r.PENDING else -1)
         msg.state = state
         msg.updated = at
         for name, value in fields.items():
@@ -186,6 +189,10 @@ class _Tx:
         deltas[new] = deltas.get(new, 0) + 1
         self.txn.put(key, self.s._c.enc.encode(msg), db=self.db["msgs"])
         return msg
+
+    def bump(self, key: bytes, n: int) -> None:
+        """A store-wide counter's delta, written with the others at the end."""
+        self.deltas[key] = self.deltas.get(key, 0) + n
 
     def finish(self) -> None:
         counters: dict[bytes, int] = {}
@@ -461,6 +468,7 @@ class Store:
                 updated=now,
                 zone=m.zone,
                 window=m.window,
+                zone_default=m.zone_default,
             )
             txn.put(idkey, enc.encode(msg), db=msgs, append=True)
             ids.append(mid)
@@ -472,6 +480,8 @@ class Store:
             msg = tx.get(mid)
             tx.index(msg)
             tx.count(msg, msg.state, 1)
+            if msg.zone_default:
+                tx.bump(ZONE_DEFAULT, 1)
             scheduled += msg.state == r.SCHEDULED
         bkey = batch.encode()
         raw = tx.txn.get(bkey, db=self._db["batches"])
@@ -628,7 +638,7 @@ class Store:
                 break
         if found is None:
             if not op.hold:
-                self._bump(tx, b"unmatched")
+                tx.bump(b"unmatched", 1)
                 key = _U64.pack(_ms(op.at)) + op.candidates[0].encode()
                 entry = r.Unmatched(candidates=list(op.candidates), stat=op.stat, at=op.at)
                 tx.txn.put(key, self._c.enc.encode(entry), db=self._db["unmatched"])
@@ -691,7 +701,7 @@ class Store:
         if policy is not None and history.outcomes and policy.dead(history.outcomes, msg.route):
             entry = r.DeadEntry(at=op.at, expires=op.at + policy.ttl, evidence=history.outcomes)
             tx.txn.put(number.encode(), self._c.enc.encode(entry), db=self._db["dead"])
-            self._bump(tx, b"pruned")
+            tx.bump(b"pruned", 1)
 
     def _mo(self, tx: _Tx, op: r.RecordMo) -> r.Result:
         raw = tx.txn.get(b"mo_seq", db=self._db["meta"])
@@ -709,9 +719,6 @@ class Store:
         if op.stop:
             self._stop(tx, op.source, f"MO {op.text!r}", op.at)
         return r.Result(True, "mo", n)
-
-    def _bump(self, tx: _Tx, key: bytes, n: int = 1) -> None:
-        tx.deltas[key] = tx.deltas.get(key, 0) + n
 
     def _history(self, tx: _Tx, number: str) -> r.NumberHistory:
         raw = tx.txn.get(number.encode(), db=self._db["numbers"])
@@ -753,7 +760,7 @@ class Store:
                     tx.txn.delete(smsc_id.encode(), db=self._db["smsc"])
                 tx.txn.delete(_enc_id(mid), db=self._db["msgs"])
                 tx.count(msg, msg.state, -1)
-                self._bump(tx, b"purged")
+                tx.bump(b"purged", 1)
             return len(keys)
 
         return self._write(purge)
@@ -846,7 +853,7 @@ class Store:
         def read(txn: lmdb.Transaction) -> r.Counts:
             states: dict[str, int] = dict.fromkeys(r.STATES, 0)
             kinds: dict[str, dict[str, int]] = {}
-            unmatched = 0
+            unmatched = zone_default = 0
             for key, raw in txn.cursor(db=self._db["counters"]):
                 n = _U64.unpack(raw)[0]
                 parts = key.split(b"\0")
@@ -856,12 +863,14 @@ class Store:
                     kinds.setdefault(parts[1].decode(), {})[parts[2].decode()] = n
                 elif key == b"unmatched":
                     unmatched = n
+                elif key == ZONE_DEFAULT:
+                    zone_default = n
             batches = {}
             for key, raw in txn.cursor(db=self._db["batches"]):
                 info = self._c.batch.decode(raw)
                 if not info.loading_pid:
                     batches[key.decode()] = dict(info.counts)
-            return r.Counts(states, batches, kinds, unmatched)
+            return r.Counts(states, batches, kinds, unmatched, zone_default)
 
         return self._read(read)
 

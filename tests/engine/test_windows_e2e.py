@@ -4,9 +4,11 @@ import io
 import json
 import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import trio
+import trio.testing
 
 from engine import ingest
 from engine.sched.schedule import Scheduler
@@ -99,4 +101,68 @@ async def test_a_batch_can_use_another_window(nursery, tmp_path):
     await run_until_drained(cfg, store)
     assert smsc.counters["submit_ok"] == 2  # marketing's window is closed, the batch's is open
     assert {m.window for m in store.messages()} == {"urgent"}
+    store.close()
+
+
+MSK = ZoneInfo("Europe/Moscow")
+MONDAY_1755 = datetime(2026, 11, 23, 17, 55, tzinfo=MSK).timestamp()
+
+
+@pytest.fixture
+def clock():
+    """Trio's MockClock at 100x: five minutes of sending take three seconds.
+
+    (Autojump does not suit a test with real sockets and LMDB threads: the
+    clock would leap whenever the loop waits for them.)"""
+    return trio.testing.MockClock(rate=100)
+
+
+async def test_a_batch_enqueued_at_1755_moscow_sends_until_18_then_waits(nursery, tmp_path, clock):
+    smsc = await simulator(nursery, receipts=False)
+    window = (
+        '[windows.marketing]\ndays = ["mon", "tue", "wed", "thu", "fri"]\nhours = "10:00-18:00"\n'
+    )
+    # 1 ms of real time is 0.1 s of the engine's: no response timeout in reach
+    op = operator(
+        "local", smsc.port, tps=1, registered_delivery=False, response_timeout="1h",
+        enquire_link_interval="1h",
+    )  # fmt: skip
+    cfg = make_config(tmp_path, op, extra=window, store="sync = false")
+    store = open_store(cfg)
+    lines = [json.dumps({"id": str(i), "to": f"+7495{i:07d}", "text": "sale"}) for i in range(400)]
+    validator = ingest.Validator(cfg, scheduler=Scheduler(cfg), now=MONDAY_1755)
+    batch = ingest.messages(io.StringIO("\n".join(lines)), "b.jsonl", validator)
+    assert store.enqueue("b", batch, now=MONDAY_1755).scheduled == 0  # open: 5 minutes left
+    engine = Engine(cfg, store, wall=lambda: MONDAY_1755)
+    nursery.start_soon(engine.run)
+    await trio.sleep(360)  # to 18:01
+    sent = [m for m in store.messages() if m.state == "sent"]
+    waiting = [m for m in store.messages() if m.state == "scheduled"]
+    six_pm = MONDAY_1755 + 300
+    # tps = 1 for five minutes (less the bind's start-up, 100x slower than real)
+    assert 250 <= len(sent) <= 301
+    # sent until the close; ``updated`` is when the response was committed, just after
+    assert six_pm - 10 < max(m.updated for m in sent) < six_pm + 1
+    assert smsc.counters["submit_sm"] == len(sent)
+    assert len(sent) + len(waiting) == 400
+    tuesday_10 = datetime(2026, 11, 24, 10, tzinfo=MSK).timestamp()
+    assert {m.due for m in waiting} == {tuesday_10}
+    await engine.stop()
+    await engine.stopped.wait()
+    store.close()
+
+
+async def test_an_operators_send_window_holds_its_marketing_traffic(nursery, tmp_path):
+    smsc = await simulator(nursery)
+    windows = (
+        f'[windows.marketing]\nzone = "UTC"\nhours = "{window_hours(0)}"\n'
+        f'[windows.night-off]\nzone = "UTC"\nhours = "{window_hours(2)}"\n'
+    )
+    op = operator("local", smsc.port, tps=1000) + 'send_windows = { marketing = "night-off" }\n'
+    cfg = make_config(tmp_path, op, extra=windows)
+    store = open_store(cfg)
+    assert enqueue_lines(cfg, store, LINES).scheduled == 2  # the operator's window is closed
+    await run_until_drained(cfg, store)
+    assert smsc.counters["submit_ok"] == 1  # the transactional one
+    assert states(store) == {"scheduled": 2, "delivered": 1}
     store.close()

@@ -139,3 +139,29 @@ def test_status_without_a_store_prints_zeros(tmp_path, capsys):
 def test_missing_file_is_usage_error(cfg, capsys):
     assert run(cfg, "enqueue", "/nonexistent.jsonl") == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_status_counts_messages_timed_in_the_default_zone(tmp_path, capsys):
+    path = tmp_path / "engine.toml"
+    path.write_text(CONFIG.replace('hours = "10:00-18:00"', 'hours = "00:00-24:00"'))
+    lines = [
+        '{"id": "1", "to": "+79161234567", "text": "a", "kind": "promo"}',  # 11 zones: default
+        '{"id": "2", "to": "+79161234568", "text": "b", "kind": "promo"}',
+        '{"id": "3", "to": "+14155552671", "text": "c", "kind": "promo"}',  # Los Angeles
+        '{"id": "4", "to": "+79161234569", "text": "d"}',  # no window: no zone needed
+    ]
+    assert run(str(path), "enqueue", write(tmp_path, "b.jsonl", lines), "--batch", "b") == 0
+    assert "2 message(s) in a send window with no known zone" in capsys.readouterr().out
+    assert run(str(path), "status", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["default_zone"] == 2
+    from engine import config
+    from engine.store import MarkSent
+    from engine.store.setup import open_store
+
+    store = open_store(config.load(path))
+    (first,) = store.claim("ru", 1, 0.0)
+    store.apply([MarkSent(id=first.id, smsc_ids=["x"], at=1.0)])
+    assert store.counts().zone_default == 1
+    store.close()
+    assert run(str(path), "status") == 0
+    assert "1 message(s) waiting to be sent are timed in Europe/Moscow" in capsys.readouterr().out

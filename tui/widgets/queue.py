@@ -26,6 +26,8 @@ class QueuePanel(Static):
             lines.append(f"{escape(w.kind[:10]):<11}{state}")
         if not snap.windows:
             lines.append("[$text-muted]none: any hour[/]")
+        if snap.default_zone:
+            lines.append(f"[$warning]{snap.default_zone:,} in default zone[/]")
         if snap.scheduled_by_hour:
             hour, n = next(iter(snap.scheduled_by_hour.items()))
             lines.append(f"[$text-muted]{n:,} due {_when(hour)} UTC[/]")
