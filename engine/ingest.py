@@ -45,6 +45,37 @@ class BadField(ValueError):
         self.field, self.reason = field, reason
 
 
+_SEPARATORS = str.maketrans("", "", " -().")
+
+
+def fast_e164(raw: str) -> str | None:
+    """The E.164 form of a plainly written international number that phonenumbers
+    finds valid, without phonenumbers' parser (3x faster); None: ask the parser.
+
+    Only digits after ``+`` (separators aside), or 8+ bare digits not starting
+    with 8 (which Volley reads as E.164 without ``+``); a known country code and
+    no leading zero in the national number: what parse() would keep unchanged.
+    """
+    text = raw.strip()
+    if text.startswith("+"):
+        digits = text[1:].translate(_SEPARATORS)
+    elif len(text) >= 8 and not text.startswith("8") and text.isdigit():
+        digits = text
+    else:
+        return None
+    if not digits.isdigit() or not digits.isascii() or digits[0] == "0":
+        return None
+    for k in (1, 2, 3):
+        cc = int(digits[:k])
+        if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[k:]
+            if not national or national[0] == "0":
+                return None
+            number = phonenumbers.PhoneNumber(country_code=cc, national_number=int(national))
+            return "+" + digits if phonenumbers.is_valid_number(number) else None
+    return None
+
+
 class Validator:
     def __init__(
         self,
@@ -67,6 +98,14 @@ class Validator:
         self._send_windows = {op.name: op.send_windows for op in cfg.operators}
 
     def number(self, raw: Any) -> str:
+        """E.164 with ``+``, or BadField. Plain international numbers take a fast path."""
+        if isinstance(raw, str):
+            fast = fast_e164(raw)
+            if fast is not None:
+                return fast
+        return self._parse_number(raw)
+
+    def _parse_number(self, raw: Any) -> str:
         if not isinstance(raw, str | int) or not str(raw).strip():
             raise BadField("to", "expected a phone number")
         text = str(raw).strip()
