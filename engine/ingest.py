@@ -19,6 +19,7 @@ import msgspec
 import phonenumbers
 
 from engine.config import Config
+from engine.e164 import fast_e164
 from engine.routing import route_for
 from engine.sched.schedule import Scheduler
 from engine.smpp import encoding
@@ -43,37 +44,6 @@ class BadField(ValueError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field, self.reason = field, reason
-
-
-_SEPARATORS = str.maketrans("", "", " -().")
-
-
-def fast_e164(raw: str) -> str | None:
-    """The E.164 form of a plainly written international number that phonenumbers
-    finds valid, without phonenumbers' parser (3x faster); None: ask the parser.
-
-    Only digits after ``+`` (separators aside), or 8+ bare digits not starting
-    with 8 (which Volley reads as E.164 without ``+``); a known country code and
-    no leading zero in the national number: what parse() would keep unchanged.
-    """
-    text = raw.strip()
-    if text.startswith("+"):
-        digits = text[1:].translate(_SEPARATORS)
-    elif len(text) >= 8 and not text.startswith("8") and text.isdigit():
-        digits = text
-    else:
-        return None
-    if not digits.isdigit() or not digits.isascii() or digits[0] == "0":
-        return None
-    for k in (1, 2, 3):
-        cc = int(digits[:k])
-        if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            national = digits[k:]
-            if not national or national[0] == "0":
-                return None
-            number = phonenumbers.PhoneNumber(country_code=cc, national_number=int(national))
-            return "+" + digits if phonenumbers.is_valid_number(number) else None
-    return None
 
 
 class Validator:
@@ -157,9 +127,7 @@ class Validator:
         if not_before and expires and expires <= not_before:
             raise BadField("expires", "must be after not_before")
         route = route_for(to, self.cfg.operators)
-        also = self._send_windows.get(route, {}).get(kind, "")
-        fallbacks = self.default_zone
-        due, zone = self.schedule(self.window or kind, to, not_before, also)
+        due, zone, zone_default = self.timing(self.window or kind, kind, to, route, not_before)
         return NewMessage(
             to=to,
             text=text,
@@ -173,8 +141,18 @@ class Validator:
             due=due,
             zone=zone,
             window=self.window,
-            zone_default=self.default_zone > fallbacks,
+            zone_default=zone_default,
         )
+
+    def timing(
+        self, window: str, kind: str, to: str, route: str, not_before: float | None = None
+    ) -> tuple[float | None, str, bool]:
+        """(due, zone, whether the zone fell back to the default) for a message of
+        ``kind`` to ``to`` on ``route``, sent in ``window`` (its kind's, or its batch's)."""
+        also = self._send_windows.get(route, {}).get(kind, "")
+        fallbacks = self.default_zone
+        due, zone = self.schedule(window, to, not_before, also)
+        return due, zone, self.default_zone > fallbacks
 
     def schedule(
         self, kind: str, to: str, not_before: float | None, also: str = ""

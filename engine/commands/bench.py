@@ -15,6 +15,7 @@ PARTS = {
     "smsc": "bench.smsc",
     "store": "bench.store",
     "tui": "bench.tui",
+    "segment": "bench.segment",
 }
 
 

@@ -529,6 +529,41 @@ class Store:
         entry = _Tx(self, txn)._state_key(msg, _enc_id(msg.id))
         return entry is not None and txn.get(entry[0], db=entry[1]) is not None
 
+    def screen(
+        self,
+        numbers: Sequence[str],
+        kind: str,
+        now: float,
+        cap: tuple[int, float] | None = None,
+    ) -> list[str]:
+        """Why each number should not be messaged now: "dead", "stopped", "capped" or "".
+
+        For producers that exclude before enqueueing (one read transaction per
+        call): pruned and stop-listed numbers, and those over the kind's
+        frequency cap, or over ``cap`` (max, period seconds) when given.
+        """
+
+        def read(txn: lmdb.Transaction) -> list[str]:
+            out = []
+            for number in numbers:
+                reason = self._barred(txn, number, kind, now)
+                if not reason and (cap or (self.cap_policy and self.cap_policy.capped(kind))):
+                    raw = txn.get(number.encode(), db=self._db["numbers"])
+                    sent = self._c.history.decode(raw).sent if raw else []
+                    reason = "capped" if self._over_cap(kind, sent, now, cap) else ""
+                out.append(reason)
+            return out
+
+        return self._read(read)
+
+    def _over_cap(
+        self, kind: str, sent: list[float], now: float, cap: tuple[int, float] | None
+    ) -> bool:
+        if cap is not None and sum(t > now - cap[1] for t in sent) >= cap[0]:
+            return True
+        policy = self.cap_policy
+        return policy is not None and policy.next_allowed(kind, sent, now) > now
+
     # -- the engine's hot path ------------------------------------------------
 
     def _skip_reason(self, txn: lmdb.Transaction, msg: r.Message, now: float) -> str:

@@ -1,0 +1,339 @@
+"""The segmentation job: customers in, one batch per segment out (or a dry-run report).
+
+One streaming pass over the CSV: each row is validated, de-duplicated,
+checked for consent, classified into the first segment whose condition holds,
+screened against the store (stop list, dead numbers, frequency caps), and its
+message rendered and spooled to a temporary file per segment. Nothing is
+enqueued until the whole file has been read without a segment error; then each
+segment's spool goes to ``Store.enqueue`` as its own batch (idempotent on the
+customer's id, so a re-run the same day adds nothing). Memory holds one chunk
+of rows and the set of phones seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from engine import ingest
+from engine.config import Config
+from engine.routing import route_for
+from engine.sched.schedule import Scheduler
+from engine.segment.customers import BadRow, Customer, Reader, rows
+from engine.segment.rules import CompiledSegment, Rules, RulesError
+from engine.smpp import encoding
+from engine.store import EnqueueResult, NewMessage, Store
+
+CHUNK = 4096
+SAMPLES = 3
+LINES_SHOWN = 10
+PARTS_CACHE = 100_000
+
+
+class SegmentResult(msgspec.Struct):
+    name: str
+    batch: str
+    action: str
+    recipients: int = 0
+    excluded: dict[str, int] = {}
+    messages: dict[str, int] = {}  # encoding -> messages
+    parts: dict[str, int] = {}  # encoding -> parts
+    samples: list[str] = []
+    error: str = ""
+    enqueued: EnqueueResult | None = None
+
+    @property
+    def total_parts(self) -> int:
+        return sum(self.parts.values())
+
+
+class Report(msgspec.Struct):
+    campaign: str
+    as_of: date
+    customers: int = 0
+    not_targeted: int = 0
+    excluded: dict[str, int] = {}
+    bad_lines: list[str] = []
+    segments: list[SegmentResult] = []
+    removal_list: str = ""
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"segment {s.name}: {s.error}" for s in self.segments if s.error]
+
+
+class _Segment:
+    """One segment's running state: counters, samples, its spool file."""
+
+    def __init__(self, seg: CompiledSegment, batch: str, spool: IO[bytes] | None) -> None:
+        self.seg = seg
+        self.result = SegmentResult(seg.name, batch, seg.action)
+        self.excluded: Counter[str] = Counter()
+        self.spool = spool
+        self.pending: list[tuple[Customer, str]] = []
+
+
+class Job:
+    def __init__(
+        self,
+        cfg: Config,
+        rules: Rules,
+        store: Store | None,
+        *,
+        as_of: date,
+        now: float | None = None,
+        dry_run: bool = False,
+        removal_list: Path | None = None,
+    ) -> None:
+        self.cfg, self.rules, self.store = cfg, rules, store
+        self.as_of, self.dry_run = as_of, dry_run
+        self.now = time.time() if now is None else now
+        self.removal_path = removal_list
+        self.validator = ingest.Validator(cfg, scheduler=Scheduler(cfg), now=self.now)
+        self.max_parts = rules.campaign.max_parts or cfg.defaults.max_parts
+        self._check(rules)
+        self._encoder = msgspec.msgpack.Encoder()
+        self._seen: set[int] = set()
+        self._excluded: Counter[str] = Counter()
+        self._bad: list[str] = []
+        self._parts: dict[str, tuple[encoding.Encoding, int]] = {}
+
+    def _check(self, rules: Rules) -> None:
+        for seg in rules.segments:
+            if seg.action != "send":
+                continue
+            if seg.kind not in self.validator.kinds:
+                raise RulesError(
+                    f"segment {seg.name}: kind {seg.kind!r}: expected one of "
+                    f"{sorted(self.validator.kinds)}"
+                )
+            if seg.window and seg.window not in self.cfg.windows:
+                raise RulesError(f"segment {seg.name}: window: no [windows.{seg.window}]")
+            try:
+                self.validator.sender(seg.sender or self.cfg.defaults.sender)
+            except ingest.BadField as exc:
+                raise RulesError(f"segment {seg.name}: sender: {exc.reason}") from None
+
+    # -- the pass ---------------------------------------------------------------
+
+    def run(self, stream: io.TextIOBase, source: str) -> Report:
+        header, numbered = rows(stream, source)
+        reader = Reader(self.rules.columns, header, self.as_of, source)
+        with tempfile.TemporaryDirectory(prefix="volley-segment-") as tmp:
+            segments = self._open(Path(tmp))
+            removal = self._removal(header)
+            report = Report(self.rules.campaign.name, self.as_of)
+            chunk: list[tuple[int, list[str]]] = []
+            try:
+                for item in numbered:
+                    chunk.append(item)
+                    if len(chunk) >= CHUNK:
+                        self._chunk(chunk, reader, segments, removal, source, report)
+                        chunk = []
+                self._chunk(chunk, reader, segments, removal, source, report)
+            except csv.Error as exc:
+                raise RulesError(f"{source}: not a readable CSV file: {exc}") from None
+            finally:
+                for s in segments:
+                    if s.spool:
+                        s.spool.close()
+                if removal:
+                    removal[0].close()
+            self._finish(report, segments, Path(tmp))
+        return report
+
+    def _open(self, tmp: Path) -> list[_Segment]:
+        out = []
+        for seg in self.rules.segments:
+            spool = None
+            if seg.action == "send" and not self.dry_run:
+                spool = open(tmp / f"{seg.name}.spool", "wb")  # noqa: SIM115
+            out.append(_Segment(seg, self.rules.batch_id(seg.name, self.as_of), spool))
+        return out
+
+    def _removal(self, header: list[str]) -> tuple[IO[str], Any] | None:
+        if self.dry_run or self.removal_path is None:
+            return None
+        if not any(s.action == "list" for s in self.rules.segments):
+            return None
+        tmp = self.removal_path.with_name(self.removal_path.name + ".part")
+        handle = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        writer = csv.writer(handle)
+        writer.writerow(["segment", "line", *header])
+        return handle, writer
+
+    def _chunk(self, chunk, reader, segments, removal, source, report) -> None:
+        for line, cells in chunk:
+            report.customers += 1
+            customer = self._customer(reader, line, cells, source)
+            if customer is None:
+                continue
+            for s in segments:
+                if s.seg.test(customer.values):
+                    if s.seg.action == "list":
+                        s.result.recipients += 1
+                        if removal:
+                            removal[1].writerow([s.seg.name, line, *cells])
+                    else:
+                        s.pending.append((customer, customer.phone))
+                    break
+            else:
+                report.not_targeted += 1
+        for s in segments:
+            if s.pending:
+                self._screen_and_spool(s)
+
+    def _customer(self, reader: Reader, line: int, cells: list[str], source: str):
+        try:
+            customer = reader.customer(line, cells)
+            e164 = self.validator.number(customer.phone)
+        except BadRow as exc:
+            self._exclude("bad_row", f"{source}:{line}: {exc.field}: {exc.reason}")
+            return None
+        except ingest.BadField as exc:
+            column = self.rules.columns.phone
+            self._exclude("invalid_number", f"{source}:{line}: {column}: {exc.reason}")
+            return None
+        key = int(e164[1:])
+        if key in self._seen:
+            self._excluded["duplicate"] += 1
+            return None
+        self._seen.add(key)
+        if not customer.values["consent"]:
+            self._excluded["no_consent"] += 1
+            return None
+        customer.phone = e164
+        return customer
+
+    def _exclude(self, reason: str, detail: str) -> None:
+        self._excluded[reason] += 1
+        if len(self._bad) < LINES_SHOWN:
+            self._bad.append(detail)
+
+    def _screen_and_spool(self, s: _Segment) -> None:
+        seg, pending, s.pending = s.seg, s.pending, []
+        numbers = [phone for _, phone in pending]
+        reasons = (
+            self.store.screen(numbers, seg.kind, self.now, seg.cap)
+            if self.store is not None
+            else [""] * len(numbers)
+        )
+        batch: list[NewMessage] = []
+        for (customer, phone), reason in zip(pending, reasons, strict=True):
+            if reason:
+                s.excluded[reason] += 1
+                continue
+            text = self._render(s, customer)
+            if text is None:
+                continue
+            message = self._message(s, customer, phone, text)
+            if message is not None:
+                batch.append(message)
+        if batch and s.spool is not None:
+            body = self._encoder.encode(batch)
+            s.spool.write(len(body).to_bytes(4, "big") + body)
+
+    def _render(self, s: _Segment, customer: Customer) -> str | None:
+        seg = s.seg
+        values: dict[str, str] = {}
+        for field in seg.placeholders:
+            value = seg.link if field == "link" else customer.texts.get(field, "")
+            if not value:
+                if field not in seg.fallbacks:  # on_missing = "exclude" (checked at load)
+                    s.excluded[f"missing_{field}"] += 1
+                    return None
+                value = seg.fallbacks[field]
+            values[field] = value
+        return seg.template.format_map(values)
+
+    def _message(self, s: _Segment, customer: Customer, phone: str, text: str):
+        seg, result = s.seg, s.result
+        try:
+            enc, parts = self._count_parts(text)
+        except encoding.EncodingError as exc:
+            result.error = result.error or f"line {customer.line}: {exc}"
+            return None
+        if parts > self.max_parts:
+            if not result.error:
+                result.error = (
+                    f"a message needs {parts} {enc.value.upper()} parts, the limit is "
+                    f"{self.max_parts} (line {customer.line}: {text!r})"
+                )
+            return None
+        result.recipients += 1
+        name = enc.value.upper()
+        result.messages[name] = result.messages.get(name, 0) + 1
+        result.parts[name] = result.parts.get(name, 0) + parts
+        if len(result.samples) < SAMPLES:
+            result.samples.append(f"{phone}: {text}")
+        if s.spool is None:
+            return None
+        route = route_for(phone, self.cfg.operators)
+        due, zone, zone_default = self.validator.timing(
+            seg.window or seg.kind, seg.kind, phone, route
+        )
+        return NewMessage(
+            to=phone,
+            text=text,
+            sender=seg.sender or self.cfg.defaults.sender,
+            kind=seg.kind,
+            ext_id=customer.id or phone,
+            route=route,
+            parts=parts,
+            due=due,
+            zone=zone,
+            window=seg.window,
+            zone_default=zone_default,
+        )
+
+    def _count_parts(self, text: str) -> tuple[encoding.Encoding, int]:
+        """Cached: texts repeat (a template with a few names)."""
+        hit = self._parts.get(text)
+        if hit is None:
+            hit = encoding.count_parts(text)
+            if len(self._parts) >= PARTS_CACHE:
+                self._parts.clear()
+            self._parts[text] = hit
+        return hit
+
+    # -- after the pass -----------------------------------------------------------
+
+    def _finish(self, report: Report, segments: list[_Segment], tmp: Path) -> None:
+        report.excluded = dict(sorted(self._excluded.items()))
+        report.bad_lines = self._bad
+        for s in segments:
+            s.result.excluded = dict(sorted(s.excluded.items()))
+            report.segments.append(s.result)
+        if self.dry_run or report.errors or self.store is None:
+            if self.removal_path is not None:
+                self.removal_path.with_name(self.removal_path.name + ".part").unlink(
+                    missing_ok=True
+                )
+            return
+        for s in segments:
+            if s.seg.action == "send" and s.result.recipients:
+                s.result.enqueued = self.store.enqueue(
+                    s.result.batch, _spooled(tmp / f"{s.seg.name}.spool"), now=self.now
+                )
+        if self.removal_path is not None:
+            part = self.removal_path.with_name(self.removal_path.name + ".part")
+            if part.exists():
+                os.replace(part, self.removal_path)
+                report.removal_list = str(self.removal_path)
+
+
+def _spooled(path: Path) -> Iterator[NewMessage]:
+    decoder = msgspec.msgpack.Decoder(list[NewMessage])
+    with open(path, "rb") as f:
+        while header := f.read(4):
+            yield from decoder.decode(f.read(int.from_bytes(header, "big")))

@@ -1,0 +1,300 @@
+"""The segmentation rules file (TOML): columns, segments in priority order, templates.
+
+Conditions are data, not code: a table of ``variable = test`` entries that must
+all hold, where a test is a value (equality), a boolean, or a table of
+comparisons (``{ ge = 30, lt = 60 }``, ``in = [...]``, ``missing = true``);
+``all``, ``any`` and ``not`` combine them. Everything is checked when the file
+is loaded, and an error names the segment and what is wrong.
+"""
+
+from __future__ import annotations
+
+import operator
+import string
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import msgspec
+
+from engine.config import ConfigError, Duration, _toml_words, seconds
+
+# Values a condition may test, besides the mapped columns.
+DERIVED = (
+    "days_since_purchase",
+    "days_since_response",
+    "days_since_signup",
+    "days_since_activity",
+    "never_responded",
+    "never_purchased",
+    "months_active",
+    "consent",
+)
+COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "missing")
+
+Values = dict[str, Any]
+Test = Callable[[Values], bool]
+
+
+class RulesError(ConfigError):
+    """The rules file is wrong; the message names the file, the segment and the problem."""
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class Columns(Base):
+    """Which CSV column holds what (the header's names)."""
+
+    phone: str = "phone"
+    id: str = ""  # the customer's id: message ids in the batch (else the phone)
+    name: str = ""
+    last_purchase: str = ""
+    last_response: str = ""
+    signup: str = ""
+    consent: str = ""  # empty: every customer is taken to have consented
+    fields: dict[str, str] = {}  # more placeholders: {points} = fields.points's column
+    date_order: Literal["dmy", "mdy"] = "dmy"  # for 01/02/2026-style dates
+
+
+class Cap(Base):
+    max: int
+    period: Duration
+
+
+class Segment(Base):
+    name: str
+    when: dict[str, Any] = {}
+    template: str = ""
+    action: Literal["send", "list"] = "send"  # list: not messaged, listed for removal
+    sender: str = ""
+    kind: str = ""
+    window: str = ""  # send this segment's batch in [windows.NAME]
+    cap: Cap | None = None  # also skip whoever got this many within the period
+    fallbacks: dict[str, str] = {}  # placeholder -> text when the customer has none
+    # a placeholder missing for a customer and without a fallback: a load error
+    # ("fallback"), or that customer is excluded ("exclude")
+    on_missing: Literal["fallback", "exclude"] = "fallback"
+    link: str = ""
+
+
+class Campaign(Base):
+    name: str
+    sender: str = ""
+    kind: str = "marketing"
+    link: str = ""
+    max_parts: int = 0  # 0: [defaults] max_parts
+
+
+class RulesFile(Base):
+    campaign: Campaign
+    columns: Columns = Columns()
+    fallbacks: dict[str, str] = {}
+    segments: list[Segment] = []
+
+
+class CompiledSegment(msgspec.Struct, frozen=True):
+    name: str
+    test: Test
+    action: str
+    template: str
+    placeholders: tuple[str, ...]
+    fallbacks: dict[str, str]
+    sender: str
+    kind: str
+    window: str
+    cap: tuple[int, float] | None
+    link: str
+
+
+class Rules(msgspec.Struct, frozen=True):
+    campaign: Campaign
+    columns: Columns
+    segments: list[CompiledSegment]
+
+    def batch_id(self, segment: str, as_of: date) -> str:
+        return f"{self.campaign.name}-{segment}-{as_of:%Y%m%d}"
+
+
+def load(path: str | Path) -> Rules:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise RulesError(f"{p}: {exc.strerror}") from None
+    return parse(data, source=str(p))
+
+
+def parse(data: bytes | str, source: str = "rules.toml") -> Rules:
+    try:
+        raw = msgspec.toml.decode(data, type=RulesFile)
+    except msgspec.ValidationError as exc:
+        raise RulesError(f"{source}: {_toml_words(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise RulesError(f"{source}: not valid TOML: {exc}") from None
+    if not raw.segments:
+        raise RulesError(f"{source}: no [[segments]]: nothing to do")
+    known = set(DERIVED) | set(raw.columns.fields) | {"name"}
+    segments, seen = [], set()
+    for i, seg in enumerate(raw.segments):
+        where = f"{source}: segments[{i}] ({seg.name})"
+        if seg.name in seen:
+            raise RulesError(f"{where}: duplicate segment name")
+        if not seg.name or not all(c.isalnum() or c in "-_" for c in seg.name):
+            raise RulesError(f"{where}: name: letters, digits, - and _ only")
+        seen.add(seg.name)
+        try:
+            segments.append(_compile(raw, seg, known))
+        except RulesError as exc:
+            raise RulesError(f"{where}: {exc}") from None
+    return Rules(raw.campaign, raw.columns, segments)
+
+
+def _compile(raw: RulesFile, seg: Segment, known: set[str]) -> CompiledSegment:
+    test = condition(seg.when, known, "when")
+    placeholders: tuple[str, ...] = ()
+    fallbacks = raw.fallbacks | seg.fallbacks
+    if seg.action == "send":
+        if not seg.template:
+            raise RulesError('template: required for a segment that sends (or action = "list")')
+        placeholders = _placeholders(seg.template, known | {"link"})
+        if seg.on_missing == "fallback":
+            for field in placeholders:
+                if field not in fallbacks and field != "link":
+                    raise RulesError(
+                        f"template: {{{field}}} has no fallback: add fallbacks.{field}, "
+                        'or on_missing = "exclude"'
+                    )
+    base = seg.link or raw.campaign.link
+    if "link" in placeholders and not base:
+        raise RulesError("template: {link} but no link in the segment or [campaign]")
+    link = ""
+    if base:
+        utm = urlencode(
+            {"utm_source": "sms", "utm_campaign": raw.campaign.name, "utm_content": seg.name}
+        )
+        link = f"{base}{'&' if '?' in base else '?'}{utm}"
+    cap = (seg.cap.max, seconds(seg.cap.period)) if seg.cap else None
+    return CompiledSegment(
+        name=seg.name,
+        test=test,
+        action=seg.action,
+        template=seg.template,
+        placeholders=placeholders,
+        fallbacks=fallbacks,
+        sender=seg.sender or raw.campaign.sender,
+        kind=seg.kind or raw.campaign.kind,
+        window=seg.window,
+        cap=cap,
+        link=link,
+    )
+
+
+def _placeholders(template: str, known: set[str]) -> tuple[str, ...]:
+    fields = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise RulesError(f"template: {exc} (write {{{{ and }}}} for literal braces)") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if not field.isidentifier() or spec or conversion:
+            raise RulesError(f"template: {{{field}}}: only plain {{name}} placeholders")
+        if field not in known:
+            raise RulesError(
+                f"template: {{{field}}}: unknown placeholder "
+                f"(expected one of {', '.join(sorted(known))})"
+            )
+        if field not in fields:
+            fields.append(field)
+    return tuple(fields)
+
+
+def condition(spec: Any, known: set[str], path: str) -> Test:
+    """Compile a condition table into a test over a customer's values."""
+    if not isinstance(spec, dict):
+        raise RulesError(f"{path}: expected a table of conditions, got {spec!r}")
+    return _all([_clause(key, value, known, f"{path}.{key}") for key, value in spec.items()])
+
+
+def _all(tests: list[Test]) -> Test:
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return lambda v: a(v) and b(v)
+    return lambda v: all(t(v) for t in tests)
+
+
+def _any(tests: list[Test]) -> Test:
+    if len(tests) == 2:
+        a, b = tests
+        return lambda v: a(v) or b(v)
+    return lambda v: any(t(v) for t in tests)
+
+
+def _clause(key: str, value: Any, known: set[str], path: str) -> Test:
+    if key in ("all", "any"):
+        if not isinstance(value, list) or not value:
+            raise RulesError(f"{path}: expected a non-empty list of condition tables")
+        parts = [condition(item, known, f"{path}[{i}]") for i, item in enumerate(value)]
+        return _all(parts) if key == "all" else _any(parts)
+    if key == "not":
+        inner = condition(value, known, path)
+        return lambda v: not inner(v)
+    if key not in known:
+        raise RulesError(
+            f"{path}: unknown value {key!r} (expected all, any, not, or one of "
+            f"{', '.join(sorted(known))})"
+        )
+    if isinstance(value, dict):
+        return _comparisons(key, value, path)
+    if isinstance(value, bool | int | float | str):
+        return lambda v: v.get(key) == value
+    raise RulesError(f"{path}: expected a value or a table of comparisons, got {value!r}")
+
+
+def _comparisons(key: str, ops: dict[str, Any], path: str) -> Test:
+    tests: list[Test] = []
+    for op, arg in ops.items():
+        where = f"{path}.{op}"
+        if op not in COMPARISONS:
+            raise RulesError(f"{where}: unknown comparison (expected one of {COMPARISONS})")
+        if op == "missing":
+            if not isinstance(arg, bool):
+                raise RulesError(f"{where}: expected true or false")
+            tests.append(lambda v, a=arg: (v.get(key) is None) == a)
+        elif op == "in":
+            if not isinstance(arg, list):
+                raise RulesError(f"{where}: expected a list")
+            tests.append(lambda v, a=tuple(arg): v.get(key) in a)
+        elif op in ("eq", "ne"):
+            tests.append(_equality(key, op, arg))
+        else:
+            if isinstance(arg, bool) or not isinstance(arg, int | float):
+                raise RulesError(f"{where}: expected a number, got {arg!r}")
+            tests.append(_order(key, op, float(arg)))
+    return _all(tests)
+
+
+def _equality(key: str, op: str, arg: Any) -> Test:
+    if op == "eq":
+        return lambda v: v.get(key) == arg
+    return lambda v: v.get(key) != arg
+
+
+ORDER = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
+
+
+def _order(key: str, op: str, arg: float) -> Test:
+    compare = ORDER[op]
+
+    def test(v: Values) -> bool:
+        x = v.get(key)  # a missing value (or a text) satisfies no comparison
+        return x.__class__ in (int, float) and compare(x, arg)
+
+    return test

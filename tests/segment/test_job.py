@@ -1,0 +1,155 @@
+"""The segmentation job on a real LMDB store, with a base full of edge cases."""
+
+import io
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from engine import config
+from engine.segment import report, rules
+from engine.segment.job import Job
+from engine.segment.sample import write
+from engine.store.setup import open_store
+
+AS_OF = date(2026, 11, 23)
+RULES = Path(__file__).resolve().parents[2] / "examples" / "reactivation.toml"
+GOLDEN = Path(__file__).parent / "golden" / "dry_run.txt"
+
+# ; separated, with a BOM; national and formatted numbers; a missing name; consent
+# withheld; a duplicate phone; dates in four formats; Cyrillic (UCS2) and Latin names
+EDGE = (
+    "\ufeffcustomer_id;phone;first_name;last_purchase;last_response;signup;sms_consent;"
+    "bonus_points\n"
+    "a1;+79161000001;Анна;2026-10-09;;2025-01-01;1;150\n"  # 45 days: sleep30, UCS2
+    "a2;8 (916) 100-00-02;Ivan;09.10.2026;;2025-01-01;yes;150\n"  # national: sleep30, GSM?
+    "a3;+7 916 100 00 03;;09/10/2026;;2025-01-01;true;150\n"  # no name: the fallback
+    "a4;+79161000004;Olga;2026-08-25T10:30:00;;2025-01-01;0;150\n"  # no consent
+    "a5;+79161000001;Anna;2026-10-09;;2025-01-01;1;150\n"  # the same phone as a1
+    "a6;12345;Bad;2026-10-09;;2025-01-01;1;150\n"  # not a phone number
+    "a7;+79161000007;Пётр;2026-08-01;;2025-01-01;1;\n"  # sleep90 without points: excluded
+    "a8;+79161000008;Maria;2025-01-01;;2024-01-01;1;10\n"  # dead: listed, not messaged
+    "a9;+79161000009;Sergey;2026-11-20;2026-11-21;2024-01-01;1;10\n"  # active: nothing
+    "a10;+79161000010;Elena;;;2026-09-01;1;10\n"  # never responded, signed up 83 days ago
+)
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return config.parse(f'[store]\npath = "{tmp_path / "db"}"\n'.encode())
+
+
+def run(cfg, text, *, dry_run=False, store=True, source="customers.csv", removal=None):
+    st = open_store(cfg) if store else None
+    try:
+        job = Job(cfg, rules.load(RULES), st, as_of=AS_OF, dry_run=dry_run, removal_list=removal)
+        return job.run(io.StringIO(text.removeprefix("\ufeff")), source)
+    finally:
+        if st is not None:
+            st.close()
+
+
+def by_name(result):
+    return {s.name: s for s in result.segments}
+
+
+def test_every_edge_case_lands_where_it_should(cfg, tmp_path):
+    removal = tmp_path / "removal.csv"
+    result = run(cfg, EDGE, removal=removal)
+    assert result.customers == 10
+    assert result.excluded == {"duplicate": 1, "invalid_number": 1, "no_consent": 1}
+    assert result.bad_lines == ["customers.csv:7: phone: '12345' is not a valid number"]
+    assert result.not_targeted == 1
+    seg = by_name(result)
+    assert seg["sleep30"].recipients == 3
+    assert seg["sleep90"].excluded == {"missing_points": 1}
+    assert seg["dead"].recipients == 1
+    assert seg["never"].recipients == 1
+    store = open_store(cfg)
+    texts = {m.ext_id: m for m in store.messages()}
+    store.close()
+    assert set(texts) == {"a1", "a2", "a3", "a10"}
+    assert texts["a2"].to == "+79161000002"
+    assert texts["a3"].text.startswith("Дорогой клиент, ")  # the fallback, never "{name}"
+    assert "utm_content=sleep30" in texts["a1"].text
+    assert texts["a1"].sender == "Shop"
+    assert all("{" not in m.text for m in texts.values())
+    assert removal.read_text().splitlines()[1].startswith("dead,9,a8,+79161000008,Maria")
+
+
+def test_encodings_and_parts_are_counted(cfg, tmp_path):
+    flat = rules.load(RULES)
+    text = RULES.read_text().replace(
+        'template = "{name}, как вам у нас? 3 вопроса, 1 минута: {link}"',
+        'template = "{name}, how are we doing? 3 questions: {link}"',
+    )
+    (tmp_path / "r.toml").write_text(text)
+    st = open_store(cfg)
+    job = Job(cfg, rules.load(tmp_path / "r.toml"), st, as_of=AS_OF, dry_run=True)
+    result = job.run(io.StringIO(EDGE), "customers.csv")
+    st.close()
+    sleep30 = by_name(result)["sleep30"]
+    assert sleep30.messages == {"GSM": 1, "UCS2": 2}  # "Анна" and the Cyrillic fallback
+    assert sleep30.parts["GSM"] == 1
+    assert flat.segments[0].name == "dead"
+
+
+def test_a_rerun_the_same_day_adds_nothing(cfg):
+    first = run(cfg, EDGE)
+    second = run(cfg, EDGE)
+    assert sum(s.enqueued.queued for s in first.segments if s.enqueued) == 4
+    assert sum(s.enqueued.queued for s in second.segments if s.enqueued) == 0
+    assert sum(s.enqueued.duplicates for s in second.segments if s.enqueued) == 4
+
+
+def test_stop_listed_dead_and_capped_numbers_are_excluded(tmp_path):
+    # sends are recorded per number where [caps] covers the kind
+    cfg = config.parse(
+        f'[store]\npath = "{tmp_path / "db"}"\n[caps.marketing]\nmax = 10\nperiod = "30d"\n'
+    )
+    st = open_store(cfg)
+    st.stop(["+79161000001"], "complaint", time.time())
+    st.mark_dead("+79161000002", [], time.time(), 86400)
+    st.close()
+    text = RULES.read_text().replace(
+        '[[segments]]\nname = "sleep30"',
+        '[[segments]]\nname = "sleep30"\ncap = { max = 1, period = "30d" }',
+    )
+    path = tmp_path / "r.toml"
+    path.write_text(text)
+    st = open_store(cfg)
+    from engine.store import MarkSent, NewMessage
+
+    st.enqueue("old", [NewMessage(to="+79161000003", text="x", sender="S", ext_id="o")], now=0)
+    (m,) = st.claim("default", 1, time.time())
+    st.apply([MarkSent(id=m.id, smsc_ids=["1"], at=time.time())])
+    job = Job(cfg, rules.load(path), st, as_of=AS_OF)
+    result = job.run(io.StringIO(EDGE), "customers.csv")
+    st.close()
+    assert by_name(result)["sleep30"].excluded == {"capped": 1, "dead": 1, "stopped": 1}
+
+
+def test_a_message_over_the_part_limit_fails_its_segment_and_enqueues_nothing(cfg, tmp_path):
+    long = "Очень длинный текст. " * 30
+    text = RULES.read_text().replace("как вам у нас? 3 вопроса, 1 минута: {link}", long + "{link}")
+    (tmp_path / "r.toml").write_text(text)
+    st = open_store(cfg)
+    job = Job(cfg, rules.load(tmp_path / "r.toml"), st, as_of=AS_OF)
+    result = job.run(io.StringIO(EDGE), "customers.csv")
+    counts = st.counts().states
+    st.close()
+    assert result.errors and "segment sleep30: a message needs" in result.errors[0]
+    assert "the limit is 6 (line 2:" in result.errors[0]
+    assert sum(counts.values()) == 0
+
+
+def test_golden_dry_run_of_a_generated_base(cfg):
+    base = io.StringIO()
+    write(base, 400, AS_OF, seed=3, delimiter=";")
+    result = run(cfg, base.getvalue(), dry_run=True, store=False)
+    text = report.render(result, dry_run=True) + "\n"
+    if not GOLDEN.exists():
+        GOLDEN.write_text(text, encoding="utf-8")
+        pytest.fail(f"wrote {GOLDEN}: review it and commit it")
+    assert text == GOLDEN.read_text(encoding="utf-8")

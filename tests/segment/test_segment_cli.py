@@ -1,0 +1,109 @@
+"""`volley segment` as users run it, and the whole loop: segment, send, prune, segment."""
+
+import json
+
+import pytest
+import trio
+
+from engine import cli, config
+from engine.service import Engine
+from engine.smsc.options import Options
+from engine.smsc.server import Smsc
+from engine.store.setup import open_store
+
+from .test_job import AS_OF, EDGE, RULES
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "engine.toml").write_text('[store]\npath = "db"\n')
+    (tmp_path / "customers.csv").write_text(EDGE, encoding="utf-8")
+    return tmp_path
+
+
+def segment(workdir, *args):
+    return cli.main(
+        ["segment", str(workdir / "customers.csv"), "--rules", str(RULES),
+         "--as-of", AS_OF.isoformat(), "--config", str(workdir / "engine.toml"), *args]
+    )  # fmt: skip
+
+
+def test_dry_run_reports_and_enqueues_nothing(workdir, capsys):
+    assert segment(workdir, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "(dry run: nothing enqueued)" in out
+    assert "segment sleep30 -> batch reactivation-sleep30-20261123" in out
+    assert "excluded before segmenting: duplicate 1, invalid_number 1, no_consent 1" in out
+    assert not (workdir / "db").exists()
+    assert not (workdir / "customers-removal-20261123.csv").exists()
+
+
+def test_a_run_enqueues_one_batch_per_segment_and_lists_the_dead(workdir, capsys):
+    assert segment(workdir) == 0
+    out = capsys.readouterr().out
+    assert "enqueued: 3 queued" in out
+    removal = workdir / "customers-removal-20261123.csv"
+    assert f"listed for removal written to {removal}" in out
+    assert cli.main(["status", "--json", "--config", str(workdir / "engine.toml")]) == 0
+    batches = json.loads(capsys.readouterr().out)["batches"]
+    assert batches == {
+        "reactivation-never-20261123": {"queued": 1},
+        "reactivation-sleep30-20261123": {"queued": 3},
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--as-of", "yesterday"], "--as-of: 'yesterday': expected a date"),
+        (["--rules", "nope.toml"], "nope.toml: No such file or directory"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_clear_message(workdir, capsys, args, error):
+    assert segment(workdir, *args) == 2
+    assert error in capsys.readouterr().err
+
+
+def test_a_bad_header_names_the_missing_column(workdir, capsys):
+    (workdir / "customers.csv").write_text("tel,name\n+79161234567,Anna\n")
+    assert segment(workdir) == 2
+    assert "no column 'phone' for [columns] phone (the header has: tel, name)" in (
+        capsys.readouterr().err
+    )
+
+
+def send_everything(cfg_path, dead: set[str]) -> set[str]:
+    """Run the engine against a simulator that knows ``dead``; returns the pruned numbers."""
+
+    async def main() -> set[str]:
+        smsc = Smsc(Options(port=0, dead_numbers=frozenset(dead), receipt_delay=0.0, seed=1))
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(smsc.serve)
+            text = cfg_path.read_text().replace("port = 9\n", f"port = {port}\n")
+            cfg_path.write_text(text)
+            cfg = config.load(cfg_path)
+            store = open_store(cfg)
+            with trio.fail_after(20):
+                await Engine(cfg, store).run(until_drained=True)
+            pruned = {number for number, _ in store.list_dead()}
+            store.close()
+            nursery.cancel_scope.cancel()
+        return pruned
+
+    return trio.run(main)
+
+
+def test_segment_send_prune_segment(workdir, capsys):
+    """Receipts prune the dead numbers; the next run excludes them."""
+    (workdir / "engine.toml").write_text(
+        '[store]\npath = "db"\n[prune]\nafter_failures = 1\n'
+        '[[operators]]\nname = "local"\nport = 9\npassword = "x"\ntps = 1000\n'
+    )
+    assert segment(workdir) == 0
+    dead = {"+79161000001", "+79161000002"}
+    assert send_everything(workdir / "engine.toml", dead) == dead
+    capsys.readouterr()
+    assert segment(workdir, "--dry-run") == 0
+    out = capsys.readouterr().out
+    sleep30 = out[out.index("segment sleep30") :]
+    assert "recipients: 1\n  excluded: dead 2" in sleep30
