@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.segment [--customers 1000000] [--json]
 
 Generates the base (engine/segment/sample.py, seed 1) into a temporary folder,
-then times `volley segment`'s job with examples/reactivation.toml into a fresh
+then times `volley segment`'s job with engine/data/reactivation.toml into a fresh
 LMDB store (fsync on), and reports customers/s, messages enqueued and peak
 memory. The baseline, measured in the same run, is reading the same CSV with
 the csv module and nothing else: the floor for any job over this file.
@@ -27,7 +27,7 @@ from engine.segment.sample import write
 from engine.store.setup import open_store
 
 AS_OF = date(2026, 11, 23)
-RULES = Path(__file__).resolve().parent.parent / "examples" / "reactivation.toml"
+RULES = Path(__file__).resolve().parent.parent / "engine" / "data" / "reactivation.toml"
 
 
 def main(argv: list[str] | None = None) -> int:

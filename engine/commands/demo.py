@@ -1,9 +1,11 @@
 """volley demo: what `make demo` runs, on the embedded defaults.
 
 Starts the bundled SMSC simulator on 127.0.0.1 (a few percent of undelivered
-and expired receipts, like a real network), enqueues the sample re-activation
-campaign into an LMDB store in ./var/demo, starts the engine with its control
-socket, and opens the TUI on it; quitting the TUI stops the engine (gracefully)
+and expired receipts, like a real network, and some numbers that are dead),
+segments the bundled sample customer base (3,000 generated customers, no real
+data) with engine/data/reactivation.toml into one batch per segment, enqueues the
+sample campaign too, into an LMDB store in ./var/demo, starts the engine with
+its control socket, and opens the TUI on it; quitting the TUI stops the engine (gracefully)
 and the simulator, then prints the outcome. Without a terminal (or with
 --no-tui) the engine runs until every message has its final receipt instead.
 Then it shows the protocol layer at work: each message's encoding, parts and
@@ -26,7 +28,7 @@ from pathlib import Path
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", help="a JSON Lines campaign (default: the bundled sample)")
     parser.add_argument("--dir", default="var/demo", help="where the demo store goes")
-    parser.add_argument("--tps", type=float, default=5.0, help="the demo operator's rate")
+    parser.add_argument("--tps", type=float, default=50.0, help="the demo operator's rate")
     parser.add_argument(
         "--no-tui", action="store_true", help="run until drained and print (default off a tty)"
     )
@@ -89,13 +91,17 @@ def main(args: argparse.Namespace) -> int:
     cfg_path = folder / "engine.toml"
     cfg_path.write_text(
         '[store]\npath = "volley.lmdb"\n[control]\nsocket = "volley.sock"\n'
+        "[prune]\nafter_failures = 1\n"
         f'[[operators]]\nname = "demo"\nport = {port}\npassword = "secret"\n'
         f"tps = {args.tps}\nwindow = 10\n"
     )
     cfg = config.load(cfg_path)
+    customers = resources.files("engine.data") / "customers_sample.csv"
+    (folder / "dead.txt").write_text("\n".join(_dead_numbers(customers)) + "\n")
     smsc = _volley(
         "smsc", "--port", str(port), "--receipt-delay", "0.5", "--receipt-jitter", "1",
-        "--undeliv", "0.1", "--expired", "0.05", "--seed", "1",
+        "--undeliv", "0.05", "--expired", "0.02", "--seed", "1",
+        "--dead-numbers", str(folder / "dead.txt"),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     engine: subprocess.Popen | None = None
@@ -109,8 +115,14 @@ def main(args: argparse.Namespace) -> int:
             ingest.messages(io.StringIO("\n".join(lines)), name, ingest.Validator(cfg)),
             now=time.time(),
         )
-        store.close()
         console.print(f"[bold]enqueued[/] batch {result.batch}: {result.queued} messages")
+        segmented = _segment(cfg, store, customers)
+        store.close()
+        for seg in segmented.segments:
+            if seg.enqueued is not None:
+                console.print(f"[bold]segmented[/] {seg.batch}: {seg.enqueued.queued} messages")
+            elif seg.action == "list":
+                console.print(f"[bold]segmented[/] {seg.name}: {seg.recipients} listed, not sent")
         t0 = time.monotonic()
         run_args = ["run", "--config", str(cfg_path), "--quiet"]
         engine = _volley(*run_args, *([] if tui else ["--until-drained"]), stderr=log)
@@ -143,16 +155,47 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_numbers(customers) -> list[str]:
+    """Every 50th customer's number is dead at the simulator: receipts prune them."""
+    from engine import e164
+
+    lines = customers.read_text(encoding="utf-8-sig").splitlines()[1::50]
+    numbers = (e164.fast_e164(line.split(";")[1]) for line in lines)
+    return [n for n in numbers if n]
+
+
+def _segment(cfg, store, customers):
+    from datetime import date
+
+    from engine.segment import rules
+    from engine.segment.job import Job
+
+    the_rules = rules.parse(
+        (resources.files("engine.data") / "reactivation.toml").read_bytes(), "reactivation.toml"
+    )
+    job = Job(cfg, the_rules, store, as_of=date(2026, 11, 23))
+    with customers.open(encoding="utf-8-sig", newline="") as f:
+        return job.run(f, "customers_sample.csv")
+
+
 def _outcome(console, store, Table) -> None:
-    table = Table(title="Outcome per message")
+    table = Table(title="Outcome per message of demo-campaign")
     for col in ("id", "to", "state", "err", "SMSC ids"):
         table.add_column(col)
-    for msg in store.messages():
+    for msg in store.messages("demo-campaign"):
         err = "" if msg.err in (None, 0) else str(msg.err)
         table.add_row(msg.ext_id, msg.to, msg.state, err, ",".join(msg.smsc_ids))
     console.print(table)
-    states = {k: v for k, v in store.counts().states.items() if v}
+    counts = store.counts()
+    batches = Table(title="Batches")
+    batches.add_column("batch")
+    batches.add_column("by state")
+    for batch, per in sorted(counts.batches.items()):
+        batches.add_row(batch, ", ".join(f"{k} {v}" for k, v in sorted(per.items())))
+    console.print(batches)
+    states = {k: v for k, v in counts.states.items() if v}
     console.print("by state: " + ", ".join(f"{k} {v}" for k, v in states.items()))
+    console.print(f"numbers pruned as dead by their receipts: {len(store.list_dead())}")
 
 
 def _protocol_table(console, lines, Table) -> None:

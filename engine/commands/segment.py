@@ -2,7 +2,7 @@
 
 CUSTOMERS.csv is a CRM export (UTF-8, with or without BOM; `,` or `;`); the
 rules file maps its columns and lists the segments in priority order (see
-examples/reactivation.toml). Each segment's batch is `<campaign>-<segment>-
+engine/data/reactivation.toml). Each segment's batch is `<campaign>-<segment>-
 <as-of>`, so a re-run the same day adds nothing. --dry-run enqueues nothing and
 prints, per segment, the recipients, exclusions by reason, parts by encoding
 and three rendered samples. A segment error (a message over the part limit)

@@ -14,7 +14,7 @@ from engine.segment.sample import write
 from engine.store.setup import open_store
 
 AS_OF = date(2026, 11, 23)
-RULES = Path(__file__).resolve().parents[2] / "examples" / "reactivation.toml"
+RULES = Path(__file__).resolve().parents[2] / "engine" / "data" / "reactivation.toml"
 GOLDEN = Path(__file__).parent / "golden" / "dry_run.txt"
 
 # ; separated, with a BOM; national and formatted numbers; a missing name; consent
