@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -165,6 +165,9 @@ class Config(Base):
         return p if p.is_absolute() or not self.base_dir else Path(self.base_dir) / p
 
 
+T = TypeVar("T")
+
+
 class ConfigError(Exception):
     """An invalid engine.toml; the message names the file and the key."""
 
@@ -277,14 +280,21 @@ def _check_windows(cfg: Config) -> None:
                 ) from None
 
 
+def decode_toml(
+    data: bytes | str, type_: type[T], source: str, error: type[ConfigError] = ConfigError
+) -> T:
+    """A TOML document as ``type_``; ``error`` names the source and the key in TOML words."""
+    try:
+        return msgspec.toml.decode(data, type=type_)
+    except msgspec.ValidationError as exc:
+        raise error(f"{source}: {_toml_words(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise error(f"{source}: not valid TOML: {exc}") from None
+
+
 def parse(data: bytes | str, *, source: str = "engine.toml", base_dir: str = "") -> Config:
     """Decode and validate a config document; errors name the source and key."""
-    try:
-        cfg = msgspec.toml.decode(data, type=Config)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_toml_words(str(exc))}") from None
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    cfg = decode_toml(data, Config, source)
     try:
         _check_semantics(cfg)
     except ConfigError as exc:

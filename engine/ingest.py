@@ -126,21 +126,47 @@ class Validator:
         expires = self.time(obj, "expires")
         if not_before and expires and expires <= not_before:
             raise BadField("expires", "must be after not_before")
-        route = route_for(to, self.cfg.operators)
-        due, zone, zone_default = self.timing(self.window or kind, kind, to, route, not_before)
-        return NewMessage(
+        return self.new_message(
             to=to,
             text=text,
             sender=sender,
             kind=kind,
             ext_id=str(ext_id),
+            parts=parts,
+            window=self.window,
+            not_before=not_before,
+            expires=expires,
+        )
+
+    def new_message(
+        self,
+        *,
+        to: str,
+        text: str,
+        sender: str,
+        kind: str,
+        ext_id: str,
+        parts: int,
+        window: str = "",
+        not_before: float | None = None,
+        expires: float | None = None,
+    ) -> NewMessage:
+        """A validated message, routed and timed: due at its window's next opening if closed."""
+        route = route_for(to, self.cfg.operators)
+        due, zone, zone_default = self.timing(window or kind, kind, to, route, not_before)
+        return NewMessage(
+            to=to,
+            text=text,
+            sender=sender,
+            kind=kind,
+            ext_id=ext_id,
             route=route,
             parts=parts,
             not_before=not_before,
             expires=expires,
             due=due,
             zone=zone,
-            window=self.window,
+            window=window,
             zone_default=zone_default,
         )
 

@@ -27,7 +27,6 @@ import msgspec
 
 from engine import ingest
 from engine.config import Config
-from engine.routing import route_for
 from engine.sched.schedule import Scheduler
 from engine.segment.customers import BadRow, Customer, Reader, rows
 from engine.segment.rules import CompiledSegment, Rules, RulesError
@@ -278,22 +277,14 @@ class Job:
             result.samples.append(f"{phone}: {text}")
         if s.spool is None:
             return None
-        route = route_for(phone, self.cfg.operators)
-        due, zone, zone_default = self.validator.timing(
-            seg.window or seg.kind, seg.kind, phone, route
-        )
-        return NewMessage(
+        return self.validator.new_message(
             to=phone,
             text=text,
             sender=seg.sender or self.cfg.defaults.sender,
             kind=seg.kind,
             ext_id=customer.id or phone,
-            route=route,
             parts=parts,
-            due=due,
-            zone=zone,
             window=seg.window,
-            zone_default=zone_default,
         )
 
     def _count_parts(self, text: str) -> tuple[encoding.Encoding, int]:

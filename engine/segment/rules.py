@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from engine.config import ConfigError, Duration, _toml_words, seconds
+from engine.config import ConfigError, Duration, decode_toml, seconds
 
 # Values a condition may test, besides the mapped columns.
 DERIVED = (
@@ -129,12 +129,7 @@ def load(path: str | Path) -> Rules:
 
 
 def parse(data: bytes | str, source: str = "rules.toml") -> Rules:
-    try:
-        raw = msgspec.toml.decode(data, type=RulesFile)
-    except msgspec.ValidationError as exc:
-        raise RulesError(f"{source}: {_toml_words(str(exc))}") from None
-    except msgspec.DecodeError as exc:
-        raise RulesError(f"{source}: not valid TOML: {exc}") from None
+    raw = decode_toml(data, RulesFile, source, RulesError)
     if not raw.segments:
         raise RulesError(f"{source}: no [[segments]]: nothing to do")
     known = set(DERIVED) | set(raw.columns.fields) | {"name"}
