@@ -400,7 +400,7 @@ class Engine:
             self._event(f"unparseable receipt from {inb.bind}: {rec.reason}")
             self.after_commit(lambda _: self._ack(inb))
             return
-        if rec.state != "delivered":
+        if rec.state != st.records.DELIVERED:
             self.errors[f"receipt {rec.stat} err:{rec.err_raw or '-'}"] += 1
         form = self.operators[inb.bind.split("#", 1)[0]].cfg.receipt_id_form
         op = st.RecordReceipt(
@@ -513,8 +513,8 @@ class Engine:
             self.history.append(self.rates["submit"])
             last = counts
             tick += 1
-            if tick % LOG_EVERY == 0 and any(list(self.history)[-LOG_EVERY:]):
-                recent = list(self.history)[-LOG_EVERY:]
+            recent = list(self.history)[-LOG_EVERY:] if tick % LOG_EVERY == 0 else []
+            if any(recent):
                 log.info(
                     "throughput: %.0f submit/s over %ds; totals %s",
                     sum(recent) / len(recent),
