@@ -943,13 +943,8 @@ class Store:
         """
 
         def pause(tx: _Tx) -> int:
-            bkey = batch.encode()
-            raw = tx.txn.get(bkey, db=self._db["batches"])
-            if raw is None:
+            if tx.txn.get(batch.encode(), db=self._db["batches"]) is None:
                 raise StoreError(f"no batch {batch!r}")
-            info = self._c.batch.decode(raw)
-            info.paused = paused
-            tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
             queued = self._queued_of(tx, batch, parked=not paused)
             for msg in queued:
                 tx.unindex(msg)
