@@ -97,8 +97,7 @@ class VolleyApp(App):
             )
 
     def _selected_bind(self) -> str | None:
-        binds = self.query(BindsTable)
-        name = binds.first().selected if binds else None
+        name = self.main.query_one(BindsTable).selected
         if name is None and self.snapshot and self.snapshot.binds:
             name = self.snapshot.binds[0].name
         return name
@@ -118,7 +117,8 @@ class VolleyApp(App):
 
     def action_toggle_bind(self, name: str | None = None) -> None:
         name = name or self._selected_bind()
-        bind = next((b for b in self.snapshot.binds if b.name == name), None) if name else None
+        binds = self.snapshot.binds if self.snapshot else []
+        bind = next((b for b in binds if b.name == name), None)
         if bind is not None:
             self.send((p.Resume if bind.paused else p.Pause)(bind=bind.name))
 

@@ -18,9 +18,6 @@ class BindsTable(SyncedTable):
         ops = {o.name: o for o in snap.operators}
         return {b.name: _row(b, ops.get(b.operator)) for b in snap.binds}
 
-    def operator_of(self, bind: str | None) -> str | None:
-        return bind.split("#", 1)[0] if bind else None
-
 
 def _row(b: p.BindView, op: p.OperatorView | None) -> tuple[object, ...]:
     state = Text(b.state, style=STATE_STYLE.get(b.state, ""), justify="left", end="")
