@@ -64,6 +64,7 @@ class OperatorConfig(Base):
     password_env: str = ""
     system_type: str = ""
     tls: bool = False
+    tls_ca: str = ""  # PEM file of the CA(s) to trust for this SMSC; default: the system's
     bind: Literal["transceiver", "transmitter"] = "transceiver"
     binds: PosInt = 1
     window: PosInt = 64

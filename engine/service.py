@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import trio
 
 from engine import routing
 from engine import store as st
-from engine.config import Config, OperatorConfig, seconds
+from engine.config import Config, ConfigError, OperatorConfig, seconds
 from engine.control import protocol as cp
 from engine.control.server import ControlServer
 from engine.control.views import StoreView, window_views
@@ -60,6 +61,17 @@ WINDOW_CLOSED = "the send window closed while it waited to go out"
 LOG_EVERY = 10  # seconds between throughput log lines
 
 
+def tls_context(op: OperatorConfig, cfg: Config) -> ssl.SSLContext:
+    """The operator's TLS trust: its ``tls_ca`` file, else the system's CAs."""
+    if not op.tls_ca:
+        return ssl.create_default_context()
+    path = cfg.resolve(op.tls_ca)
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"operators {op.name!r}: tls_ca: {path}: {exc}") from None
+
+
 class Operator:
     """One SMSC account: its pacer, its job channel, its binds."""
 
@@ -72,6 +84,7 @@ class Operator:
         self.builder = SubmitBuilder(cfg, max_parts=engine.cfg.defaults.max_parts)
         self.paused = cfg.paused
         password = password_for(cfg, os.environ.get)
+        tls = tls_context(cfg, engine.cfg) if cfg.tls else None
         self.binds: list[Bind] = []
         for i in range(cfg.binds):
             common = {
@@ -79,6 +92,7 @@ class Operator:
                 "pacer": self.pacer,
                 "password": password,
                 "veto": engine.veto,
+                "tls": tls,
             }
             self.binds.append(Bind(cfg, i, jobs=self.jobs, **common))
             if cfg.bind == "transmitter":

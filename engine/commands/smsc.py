@@ -132,6 +132,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--mo-text", default="STOP", help="text of MO messages (default STOP)")
     a("--mo-rate", type=float, default=0.0, metavar="PER_S", help="MO messages per second")
     a("--record", metavar="FILE.jsonl", help="append every received submit_sm as JSON Lines")
+    a("--tls-cert", metavar="CERT.pem", help="serve SMPP over TLS with this certificate chain")
+    a("--tls-key", metavar="KEY.pem", help="the certificate's private key (default: in CERT.pem)")
     a(
         "--stats-interval",
         type=float,
@@ -196,6 +198,8 @@ def options_from(args: argparse.Namespace):
         mo_text=args.mo_text,
         mo_rate=args.mo_rate,
         record=args.record or "",
+        tls_cert=args.tls_cert or "",
+        tls_key=args.tls_key or "",
         stats_interval=args.stats_interval,
         seed=args.seed,
     )

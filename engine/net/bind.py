@@ -173,6 +173,7 @@ class Bind:
         password: str = "",
         rng: random.Random | None = None,
         veto: Callable[[Job], str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.op = op
         self.mode = mode or op.bind
@@ -183,6 +184,7 @@ class Bind:
         self._password = password
         self._rng = rng or random.Random()
         self._veto = veto
+        self._tls = tls if tls is not None or not op.tls else ssl.create_default_context()
         self._timeout = seconds(op.response_timeout)
         self._idle = seconds(op.enquire_link_interval)
         self.stats = BindStats()
@@ -260,10 +262,8 @@ class Bind:
         with trio.fail_after(seconds(self.op.connect_timeout)):
             stream = await trio.open_tcp_stream(self.op.host, self.op.port)
         stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.op.tls:
-            stream = trio.SSLStream(
-                stream, ssl.create_default_context(), server_hostname=self.op.host
-            )
+        if self._tls is not None:
+            stream = trio.SSLStream(stream, self._tls, server_hostname=self.op.host)
         self._stream = stream
         self._connections += 1
         self._session = Session(Role.ESME, window=self.op.window)
@@ -510,7 +510,11 @@ class Bind:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, trio.TooSlowError):
         return "timed out"
-    return str(exc) or type(exc).__name__
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, trio.BrokenResourceError) and cause is not None:
+        return f"{text}: {_describe(cause)}"  # e.g. the TLS handshake's reason
+    return text
 
 
 def password_for(op: OperatorConfig, environ: Callable[[str], str | None]) -> str:

@@ -39,6 +39,8 @@ class Options(msgspec.Struct, kw_only=True, frozen=True):
     mo_text: str = "STOP"
     mo_rate: float = 0.0
     record: str = ""
+    tls_cert: str = ""  # PEM certificate chain: serve SMPP over TLS
+    tls_key: str = ""  # its private key (default: in the certificate file)
     stats_interval: float = 0.0
     seed: int | None = None
     max_send_buffer: int = 4 * 1024 * 1024

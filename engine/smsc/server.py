@@ -15,6 +15,7 @@ import itertools
 import json
 import random
 import socket
+import ssl
 import time
 from datetime import datetime
 from functools import partial
@@ -103,6 +104,10 @@ class Smsc:
             options.undeliv_fraction + options.expired_fraction + options.rejected_fraction
         )
         self._stamp_at, self._stamp = 0, ""
+        self._tls: ssl.SSLContext | None = None
+        if options.tls_cert:
+            self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._tls.load_cert_chain(options.tls_cert, options.tls_key or None)
 
     # -- lifetime ----------------------------------------------------------
 
@@ -124,8 +129,11 @@ class Smsc:
             if self._record:
                 self._record.close()
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    async def _handle(self, tcp: trio.SocketStream) -> None:
+        tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream: trio.abc.Stream = tcp
+        if self._tls is not None:
+            stream = trio.SSLStream(tcp, self._tls, server_side=True)
         conn = Connection(self, stream)
         self.connections.add(conn)
         self.counters.add("connections")
@@ -292,7 +300,7 @@ def _tlv_dict(pdu: Any) -> dict[str, Any]:
 
 
 class Connection:
-    def __init__(self, smsc: Smsc, stream: trio.SocketStream) -> None:
+    def __init__(self, smsc: Smsc, stream: trio.abc.Stream) -> None:
         self.smsc = smsc
         self.stream = stream
         self.session = Session(
