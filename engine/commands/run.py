@@ -120,9 +120,11 @@ async def _signals(signals, engine, nursery) -> None:
 
 async def _progress(engine) -> None:
     import trio
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    # on stderr, with the log lines (stdout may be a pipe)
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("sending", total=None)
         while True:
             t = engine.totals
