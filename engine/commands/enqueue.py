@@ -63,7 +63,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"volley enqueue: {exc}", file=sys.stderr)
         return 1
     try:
-        with stream, _progress(sys.stderr.isatty() and args.file != "-") as advance:
+        show = sys.stderr.isatty() and args.file != "-"
+        with stream, _progress(show, _lines(args.file) if show else None) as advance:
             result = store.enqueue(
                 batch,
                 ingest.messages(stream, name, validator, fmt=args.format),
@@ -99,27 +100,50 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-class _progress:
-    """A rich progress bar with rate and ETA on a terminal; nothing otherwise."""
+def _lines(path: str) -> int | None:
+    """Lines in the file (one message each, less a CSV header): the bar's total, for its ETA."""
+    try:
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None
 
-    def __init__(self, enabled: bool) -> None:
+
+class _progress:
+    """A rich progress bar on stderr with rate and ETA on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool, total: int | None = None) -> None:
         self.enabled = enabled
+        self.total = total
 
     def __enter__(self):
         if not self.enabled:
             return None
-        from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class Rate(ProgressColumn):
+            def render(self, task) -> Text:
+                return Text(f"{task.speed:,.0f} msg/s" if task.speed else "")
 
         self.bar = Progress(
-            SpinnerColumn(),
             "{task.description}",
+            BarColumn(),
             MofNCompleteColumn(),
-            "{task.speed} msg/s",
-            TimeElapsedColumn(),
+            Rate(),
+            TimeRemainingColumn(),
             transient=True,
+            console=Console(stderr=True),
         )
         self.bar.__enter__()
-        task = self.bar.add_task("enqueueing", total=None)
+        task = self.bar.add_task("enqueueing", total=self.total)
         return lambda n: self.bar.advance(task, n)
 
     def __exit__(self, *exc: object) -> None:
