@@ -79,7 +79,7 @@ class _Segment:
         self.result = SegmentResult(seg.name, batch, seg.action)
         self.excluded: Counter[str] = Counter()
         self.spool = spool
-        self.pending: list[tuple[Customer, str]] = []
+        self.pending: list[Customer] = []  # matched in this chunk, not yet screened
 
 
 class Job:
@@ -171,7 +171,15 @@ class Job:
         writer.writerow(["segment", "line", *header])
         return handle, writer
 
-    def _chunk(self, chunk, reader, segments, removal, source, report) -> None:
+    def _chunk(
+        self,
+        chunk: list[tuple[int, list[str]]],
+        reader: Reader,
+        segments: list[_Segment],
+        removal: tuple[IO[str], Any] | None,
+        source: str,
+        report: Report,
+    ) -> None:
         for line, cells in chunk:
             report.customers += 1
             customer = self._customer(reader, line, cells, source)
@@ -184,7 +192,7 @@ class Job:
                         if removal:
                             removal[1].writerow([s.seg.name, line, *cells])
                     else:
-                        s.pending.append((customer, customer.phone))
+                        s.pending.append(customer)
                     break
             else:
                 report.not_targeted += 1
@@ -192,7 +200,10 @@ class Job:
             if s.pending:
                 self._screen_and_spool(s)
 
-    def _customer(self, reader: Reader, line: int, cells: list[str], source: str):
+    def _customer(
+        self, reader: Reader, line: int, cells: list[str], source: str
+    ) -> Customer | None:
+        """The row as a Customer with an E.164 phone, or None (counted with its reason)."""
         try:
             customer = reader.customer(line, cells)
             e164 = self.validator.number(customer.phone)
@@ -221,21 +232,21 @@ class Job:
 
     def _screen_and_spool(self, s: _Segment) -> None:
         seg, pending, s.pending = s.seg, s.pending, []
-        numbers = [phone for _, phone in pending]
+        numbers = [customer.phone for customer in pending]
         reasons = (
             self.store.screen(numbers, seg.kind, self.now, seg.cap)
             if self.store is not None
             else [""] * len(numbers)
         )
         batch: list[NewMessage] = []
-        for (customer, phone), reason in zip(pending, reasons, strict=True):
+        for customer, reason in zip(pending, reasons, strict=True):
             if reason:
                 s.excluded[reason] += 1
                 continue
             text = self._render(s, customer)
             if text is None:
                 continue
-            message = self._message(s, customer, phone, text)
+            message = self._message(s, customer, text)
             if message is not None:
                 batch.append(message)
         if batch and s.spool is not None:
@@ -255,7 +266,9 @@ class Job:
             values[field] = value
         return seg.template.format_map(values)
 
-    def _message(self, s: _Segment, customer: Customer, phone: str, text: str):
+    def _message(self, s: _Segment, customer: Customer, text: str) -> NewMessage | None:
+        """Count the text's parts (a segment error past the limit); the message to spool."""
+        phone = customer.phone
         seg, result = s.seg, s.result
         try:
             enc, parts = self._count_parts(text)
