@@ -167,31 +167,9 @@ def test_status_counts_messages_timed_in_the_default_zone(tmp_path, capsys):
     assert "1 message(s) waiting to be sent are timed in Europe/Moscow" in capsys.readouterr().out
 
 
-def test_on_a_terminal_a_progress_bar_with_rate_and_eta_goes_to_stderr(cfg, tmp_path):
-    import os
-    import pty
-
+def test_on_a_terminal_a_progress_bar_with_rate_and_eta_goes_to_stderr(cfg, tmp_path, on_terminal):
     lines = [f'{{"id": "{i}", "to": "+7916{i:07d}", "text": "hi"}}' for i in range(120_000)]
-    path = write(tmp_path, "big.jsonl", lines)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "enqueue", path, "--config", cfg],
-        stderr=slave,
-        stdout=subprocess.PIPE,
-    )
-    os.close(slave)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    out, _ = proc.communicate(timeout=60)
-    os.close(master)
-    assert proc.returncode == 0
+    code, out, shown = on_terminal("enqueue", write(tmp_path, "big.jsonl", lines), "--config", cfg)
+    assert code == 0
     assert b"120000 queued" in out
-    text = shown.decode(errors="replace")
-    assert "enqueueing" in text and "/120000" in text and "msg/s" in text
+    assert "enqueueing" in shown and "/120000" in shown and "msg/s" in shown
