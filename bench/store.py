@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import struct
 import sys
 import tempfile
 import time
@@ -92,6 +93,50 @@ def bench_cycle(n: int, batch: int) -> float:
     return n / elapsed
 
 
+def bench_cycle_floor(n: int, batch: int) -> float:
+    """The cycle's LMDB calls alone, in raw py-lmdb (fsync on), with the store's key and
+    value shapes: the floor under ``bench_cycle``; the gap is Python bookkeeping."""
+    u64 = struct.Struct(">Q")
+    record = msgspec.msgpack.encode(_messages(1)[0])
+    with tempfile.TemporaryDirectory() as d:
+        env = lmdb.open(d, map_size=1 << 30, max_dbs=12)
+        names = ("msgs", "ready", "inflight", "sent", "final", "smsc", "dead", "stop", "numbers")
+        db = {name: env.open_db(name.encode()) for name in names}
+        with env.begin(write=True) as txn:
+            for i in range(n):
+                txn.put(u64.pack(i), record, db=db["msgs"])
+                txn.put(b"op\0" + u64.pack(i), b"", db=db["ready"])
+        t0 = time.perf_counter()
+        for start in range(0, n, batch):
+            keys = [u64.pack(i) for i in range(start, min(n, start + batch))]
+            with env.begin(write=True) as txn:  # claim: record, dead, stop; ready -> inflight
+                for k in keys:
+                    txn.get(k, db=db["msgs"])
+                    txn.get(b"+79160000000", db=db["dead"])
+                    txn.get(b"+79160000000", db=db["stop"])
+                    txn.delete(b"op\0" + k, db=db["ready"])
+                    txn.put(k, b"", db=db["inflight"])
+                    txn.put(k, record, db=db["msgs"])
+            with env.begin(write=True) as txn:  # sent: SMSC id in; inflight -> sent
+                for k in keys:
+                    txn.get(k, db=db["msgs"])
+                    txn.put(k.hex().encode(), k, db=db["smsc"])
+                    txn.delete(k, db=db["inflight"])
+                    txn.put(b"\0\0\1" + k, b"", db=db["sent"])
+                    txn.put(k, record, db=db["msgs"])
+            with env.begin(write=True) as txn:  # receipt: SMSC id, record, history; -> final
+                for k in keys:
+                    txn.get(k.hex().encode(), db=db["smsc"])
+                    txn.get(k, db=db["msgs"])
+                    txn.get(b"+79160000000", db=db["numbers"])
+                    txn.delete(b"\0\0\1" + k, db=db["sent"])
+                    txn.put(b"\0\0\2" + k, b"", db=db["final"])
+                    txn.put(k, record, db=db["msgs"])
+        elapsed = time.perf_counter() - t0
+        env.close()
+    return n / elapsed
+
+
 def bench_ingest(n: int) -> float:
     lines = "".join(
         json.dumps({"id": f"m{i}", "to": f"+7916{i:07d}", "text": TEXT}) + "\n" for i in range(n)
@@ -115,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline raw lmdb putmulti /s": round(bench_baseline(n)),
         "enqueue durable /s": round(bench_enqueue(n)),
         "claim+sent+delivered cycle /s": round(bench_cycle(n, args.batch)),
+        "cycle's LMDB calls alone /s": round(bench_cycle_floor(n, args.batch)),
         "ingest (validate JSONL) /s": round(bench_ingest(min(n, 50_000))),
     }
     base = results["baseline raw lmdb putmulti /s"]
