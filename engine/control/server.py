@@ -94,6 +94,13 @@ class ControlServer:
                     self.path.unlink()
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        """One client; whatever goes wrong with it ends it, never the engine."""
+        try:
+            await self._serve(stream)
+        except Exception:
+            log.exception("control connection failed; closed")
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
         conn = _Connection(stream, peer_uid(stream.socket))
         async with stream, trio.open_nursery() as nursery:
             conn.nursery = nursery
@@ -136,7 +143,12 @@ class ControlServer:
                 conn.unsubscribe()
                 await conn.send(p.Ok(detail="unsubscribed"))
             case _:
-                await conn.send(await self.handler.act(req, conn.uid))
+                try:
+                    reply = await self.handler.act(req, conn.uid)
+                except Exception as exc:
+                    log.exception("control: %r failed", req)
+                    reply = p.Error(message=f"{type(req).__name__} failed: {exc}")
+                await conn.send(reply)
 
 
 class _Connection:
@@ -166,5 +178,11 @@ class _Connection:
     async def _feed(self, handler: Handler, interval: float, scope: trio.CancelScope) -> None:
         with scope:
             while True:
-                await self.send(await handler.snapshot())
+                try:
+                    snapshot = await handler.snapshot()
+                except Exception as exc:  # e.g. the store could not be read: say so, go on
+                    log.exception("control: snapshot failed")
+                    await self.send(p.Error(message=f"snapshot failed: {exc}"))
+                else:
+                    await self.send(snapshot)
                 await trio.sleep(interval)

@@ -38,3 +38,41 @@ def test_unknown_or_malformed_requests_are_errors_not_crashes():
 def test_oversized_frames_are_refused():
     with pytest.raises(p.FrameError, match="exceeds"):
         p.FrameReader(max_frame=10).feed(p.LENGTH.pack(11) + b"x" * 11)
+
+
+class Failing:
+    """A handler whose every answer fails: the server must survive it."""
+
+    async def snapshot(self):
+        raise OSError("disk on fire")
+
+    async def act(self, request, uid):
+        raise RuntimeError("no")
+
+
+@pytest.mark.trio
+async def test_a_failing_handler_gets_error_replies_and_the_server_lives_on(tmp_path):
+    import trio
+
+    from engine.control.server import ControlServer
+
+    path = tmp_path / "s.sock"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ControlServer(path, Failing()).serve)
+        stream = await trio.open_unix_socket(str(path))
+        reader = p.FrameReader()
+
+        async def reply():
+            while True:
+                bodies = reader.feed(await stream.receive_some(65536))
+                if bodies:
+                    return p.decode_reply(bodies[0])
+
+        await stream.send_all(p.frame(p.Drain()))
+        assert (await reply()).message == "Drain failed: no"
+        await stream.send_all(p.frame(p.Subscribe(interval=5)))
+        assert (await reply()).message == "snapshot failed: disk on fire"
+        await stream.send_all(p.frame(p.Hello()))
+        assert await reply() == p.Hello(client="volley-engine")
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
