@@ -11,6 +11,8 @@ import socket
 import threading
 from pathlib import Path
 
+import msgspec
+
 from engine.control import protocol as p
 
 
@@ -74,7 +76,10 @@ class Client:
                 self._ready += self._reader.feed(data)
             except p.FrameError as exc:
                 raise ControlUnavailable(str(exc)) from None
-        return p.decode_reply(self._ready.pop(0))
+        try:
+            return p.decode_reply(self._ready.pop(0))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ControlUnavailable(f"an unreadable reply from the engine: {exc}") from None
 
     def request(self, request: p.Base, timeout: float = 5.0) -> p.Reply:
         """Send and wait for the answer, passing over snapshots (not while subscribed)."""

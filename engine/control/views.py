@@ -81,10 +81,18 @@ def store_snapshot(cfg: Config, now: float | None = None) -> p.Snapshot:
     windows = window_views(cfg, now)
     try:
         store = Store.open(cfg.resolve(cfg.store.path), readonly=True)
-    except StoreError:
-        return p.Snapshot(at=now, live=False, states=dict.fromkeys(STATES, 0), windows=windows)
+    except StoreError as exc:  # none yet, or unreadable: zero counts, and why in the events
+        return p.Snapshot(
+            at=now,
+            live=False,
+            states=dict.fromkeys(STATES, 0),
+            windows=windows,
+            events=[str(exc)],
+        )
     try:
         fields = StoreView(store).read(now)
+    except StoreError as exc:
+        return p.Snapshot(at=now, live=False, windows=windows, events=[str(exc)])
     finally:
         store.close()
     return p.Snapshot(at=now, live=False, windows=windows, **fields)
