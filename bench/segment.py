@@ -1,12 +1,13 @@
 """Segmentation benchmark: a generated base of N customers, segmented and enqueued.
 
-    .venv/bin/python -m bench.segment [--customers 1000000] [--json]
+    .venv/bin/python -m bench.segment [--customers 1000000] [--rules RULES.toml] [--json]
 
 Generates the base (engine/segment/sample.py, seed 1) into a temporary folder,
-then times `volley segment`'s job with engine/data/reactivation.toml into a fresh
-LMDB store (fsync on), and reports customers/s, messages enqueued and peak
-memory. The baseline, measured in the same run, is reading the same CSV with
-the csv module and nothing else: the floor for any job over this file.
+then times `volley segment`'s job with examples/reactivation.toml (Russian and
+English texts, a per-segment cap) into a fresh LMDB store (fsync on), and
+reports customers/s, elapsed, messages enqueued and peak memory. The
+baseline, measured in the same run, is reading the same CSV with the csv
+module and nothing else: the floor for any job over this file.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from engine.segment.sample import write
 from engine.store.setup import open_store
 
 AS_OF = date(2026, 11, 23)
-RULES = Path(__file__).resolve().parent.parent / "engine" / "data" / "reactivation.toml"
+RULES = Path(__file__).resolve().parent.parent / "examples" / "reactivation.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench.segment", description=__doc__.split("\n")[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--rules", type=Path, default=RULES, help="default: %(default)s")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="volley-bench-segment-") as tmp:
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = config.parse(f'[store]\npath = "{Path(tmp) / "db"}"\n'.encode())
         store = open_store(cfg)
-        the_rules = rules.load(RULES)
+        the_rules = rules.load(args.rules)
         t0 = time.perf_counter()
         with open(base, encoding="utf-8-sig", newline="") as f:
             job = Job(cfg, the_rules, store, as_of=AS_OF, removal_list=Path(tmp) / "removal.csv")
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     enqueued = sum(s.enqueued.queued for s in report.segments if s.enqueued)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
+        "rules": str(args.rules),
         "customers": args.customers,
         "rows_read": rows - 1,
         "elapsed_s": round(elapsed, 2),

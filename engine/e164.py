@@ -104,3 +104,44 @@ def fast_e164(raw: str) -> str | None:
                 return None
             return "+" + digits if valid(cc, nsn) else None
     return None
+
+
+class National:
+    """The fast path for numbers written nationally in one region ("8 916 123-45-67").
+
+    Where the region's national prefix is a plain prefix (no parsing or
+    transform rule), a number written with it is the country code plus the
+    rest; when that is valid, it is what the parser finds (it strips the prefix
+    whenever the rest is viable). Anything else, an international prefix such
+    as Russia's 810 included, is left to the parser (None).
+    """
+
+    def __init__(self, region: str) -> None:
+        self.prefix = ""
+        md = PhoneMetadata.metadata_for_region(region, None) if region else None
+        if (
+            md is not None
+            and md.national_prefix
+            and md.national_prefix_for_parsing in (None, md.national_prefix)
+            and not md.national_prefix_transform_rule
+        ):
+            self.prefix = md.national_prefix
+            self.country = f"+{md.country_code}"
+            self.international = re.compile(md.international_prefix or "(?!)")
+
+    def __call__(self, raw: str) -> str | None:
+        prefix = self.prefix
+        text = raw.strip()
+        if not prefix or not text.startswith(prefix):
+            return None
+        if text.isdigit() and len(text) >= 8 and not text.startswith("8"):
+            return None  # Volley reads these bare digits as E.164 without +
+        digits = text.translate(_SEPARATORS)
+        if (
+            not digits.isdigit()
+            or not digits.isascii()
+            or self.international.match(digits)
+            or len(digits) <= len(prefix) + 4
+        ):
+            return None
+        return fast_e164(self.country + digits[len(prefix) :])

@@ -19,7 +19,7 @@ import msgspec
 import phonenumbers
 
 from engine.config import Config
-from engine.e164 import fast_e164
+from engine.e164 import National, fast_e164
 from engine.routing import route_for
 from engine.sched.schedule import Scheduler
 from engine.smpp import encoding
@@ -58,6 +58,7 @@ class Validator:
     ) -> None:
         self.cfg = cfg
         self.region = cfg.defaults.region
+        self._national = National(self.region)
         self.kinds = set(BUILTIN_KINDS) | set(cfg.windows)
         self.default_kind = default_kind
         self.max_parts = cfg.defaults.max_parts
@@ -70,7 +71,7 @@ class Validator:
     def number(self, raw: Any) -> str:
         """E.164 with ``+``, or BadField. Plain international numbers take a fast path."""
         if isinstance(raw, str):
-            fast = fast_e164(raw)
+            fast = fast_e164(raw) or self._national(raw)
             if fast is not None:
                 return fast
         return self._parse_number(raw)

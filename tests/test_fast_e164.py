@@ -3,6 +3,7 @@
 import random
 
 import phonenumbers
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,3 +46,32 @@ def test_every_regions_example_numbers_and_their_neighbours():
 @given(st.text(alphabet="+0123456789 -()8", min_size=1, max_size=18))
 def test_any_digit_string(text):
     assert agrees(text)
+
+
+@pytest.mark.parametrize("region", ["RU", "GB", "DE", "FR", "US", "RO", "UA", "KZ", "IT", "AR"])
+def test_national_numbers_take_the_fast_path_only_where_it_agrees(region):
+    cfg = config.parse(f'[defaults]\nregion = "{region}"\n'.encode())
+    validator = ingest.Validator(cfg)
+    national = e164.National(region)
+    rng = random.Random(region)
+
+    def answer(number, text):
+        try:
+            return number(text)
+        except ingest.BadField:
+            return None
+
+    for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is None:
+            continue
+        written = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+        for _ in range(30):
+            chars = list(written)
+            digit_at = [i for i, c in enumerate(chars) if c.isdigit()]
+            chars[rng.choice(digit_at[1:])] = str(rng.randrange(10))
+            text = "".join(chars)
+            for form in (text, "".join(c for c in text if c.isdigit())):
+                fast = national(form)
+                assert fast is None or fast == answer(validator._parse_number, form), form
+                assert answer(validator.number, form) == answer(validator._parse_number, form)

@@ -2,11 +2,11 @@
 
 CUSTOMERS.csv is a CRM export (UTF-8, with or without BOM; `,` or `;`); the
 rules file maps its columns and lists the segments in priority order (see
-engine/data/reactivation.toml). Each segment's batch is `<campaign>-<segment>-
-<as-of>`, so a re-run the same day adds nothing. --dry-run enqueues nothing and
-prints, per segment, the recipients, exclusions by reason, parts by encoding
-and three rendered samples. A segment error (a message over the part limit)
-exits 2 and enqueues nothing.
+examples/reactivation.toml). Each segment's batch is `<campaign>-<segment>-
+<as-of>` (--campaign overrides the rules' name), so a re-run the same day adds
+nothing. --dry-run enqueues nothing and prints, per segment, the recipients,
+exclusions by reason, parts by encoding and three rendered samples. A segment
+error (a message over the part limit) exits 2 and enqueues nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--as-of", metavar="DATE", help="the day to count from, YYYY-MM-DD (default: today)"
     )
     parser.add_argument("--dry-run", action="store_true", help="report; enqueue nothing")
+    parser.add_argument(
+        "--campaign",
+        metavar="NAME",
+        help="the campaign's name in batch ids and utm_campaign (default: [campaign] name)",
+    )
     parser.add_argument(
         "--removal-list",
         metavar="FILE.csv",
@@ -44,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--as-of: {args.as_of!r}: expected a date such as 2026-11-23") from None
     try:
-        the_rules = rules.load(args.rules)
+        the_rules = rules.load(args.rules, campaign=args.campaign)
     except rules.RulesError as exc:
         print(f"volley segment: {exc}", file=sys.stderr)
         return 2

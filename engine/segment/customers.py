@@ -36,6 +36,7 @@ class Customer(msgspec.Struct):
     phone: str
     texts: dict[str, str]  # placeholder -> text as written
     values: dict[str, Any]  # what conditions test
+    language: str = ""  # "en" for "en-GB", "EN" or "en_US"; "" when not known
 
 
 def rows(stream: io.TextIOBase, source: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -85,6 +86,7 @@ class Reader:
         self.response = col(columns.last_response, "last_response")
         self.signup = col(columns.signup, "signup")
         self.consent = col(columns.consent, "consent")
+        self.language = col(columns.language, "language")
         self.fields = {k: col(v, f"fields.{k}") for k, v in columns.fields.items()}
         self.dmy = columns.date_order == "dmy"
         self._dates: dict[str, int] = {}  # a base has a few thousand distinct dates
@@ -115,8 +117,12 @@ class Reader:
             raw = cells[i].strip() if i is not None else ""
             texts[key] = raw
             values[key] = _number(raw)
+        language = ""
+        if self.language is not None:
+            language = _language(cells[self.language])
+            values["language"] = language or None
         ident = cells[self.id].strip() if self.id is not None else ""
-        return Customer(line, ident, phone, texts, values)
+        return Customer(line, ident, phone, texts, values, language)
 
     def _days(self, field: str, cells: list[str], i: int | None) -> int | None:
         if i is None:
@@ -167,6 +173,11 @@ def _months(signup: int | None, activity: int | None) -> float | None:
     if signup is None or activity is None:
         return None
     return round(max(0, signup - activity) / 30.44, 1)
+
+
+def _language(raw: str) -> str:
+    """The primary language subtag: "en" for "en-GB", "EN" or "en_US"."""
+    return raw.strip().replace("_", "-").split("-", 1)[0].lower()
 
 
 def _number(raw: str) -> Any:

@@ -254,17 +254,20 @@ class Job:
             s.spool.write(len(body).to_bytes(4, "big") + body)
 
     def _render(self, s: _Segment, customer: Customer) -> str | None:
+        """The customer's text in their language; None (counted) if a placeholder has
+        no value and no fallback: never a literal ``{name}``."""
         seg = s.seg
+        variant = seg.variant(customer.language)
         values: dict[str, str] = {}
-        for field in seg.placeholders:
+        for field in variant.placeholders:
             value = seg.link if field == "link" else customer.texts.get(field, "")
             if not value:
-                if field not in seg.fallbacks:  # on_missing = "exclude" (checked at load)
+                if field not in variant.fallbacks:  # on_missing = "exclude" (checked at load)
                     s.excluded[f"missing_{field}"] += 1
                     return None
-                value = seg.fallbacks[field]
+                value = variant.fallbacks[field]
             values[field] = value
-        return seg.template.format_map(values)
+        return variant.template.format_map(values)
 
     def _message(self, s: _Segment, customer: Customer, text: str) -> NewMessage | None:
         """Count the text's parts (a segment error past the limit); the message to spool."""

@@ -5,6 +5,10 @@ all hold, where a test is a value (equality), a boolean, or a table of
 comparisons (``{ ge = 30, lt = 60 }``, ``in = [...]``, ``missing = true``);
 ``all``, ``any`` and ``not`` combine them. Everything is checked when the file
 is loaded, and an error names the segment and what is wrong.
+
+A template (and a fallback) is a text, or a table of texts by language
+(``{ ru = "...", en = "..." }``): a customer gets the text in the language of
+the ``[columns] language`` column, else in ``[campaign] language``.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Columns(Base):
     last_response: str = ""
     signup: str = ""
     consent: str = ""  # empty: every customer is taken to have consented
+    language: str = ""  # "ru", "en", "en-GB"...: picks the template's text by language
     fields: dict[str, str] = {}  # more placeholders: {points} = fields.points's column
     date_order: Literal["dmy", "mdy"] = "dmy"  # for 01/02/2026-style dates
 
@@ -65,16 +70,19 @@ class Cap(Base):
     period: Duration
 
 
+Text = str | dict[str, str]  # one text, or a text per language
+
+
 class Segment(Base):
     name: str
     when: dict[str, Any] = {}
-    template: str = ""
+    template: Text = ""
     action: Literal["send", "list"] = "send"  # list: not messaged, listed for removal
     sender: str = ""
     kind: str = ""
     window: str = ""  # send this segment's batch in [windows.NAME]
     cap: Cap | None = None  # also skip whoever got this many within the period
-    fallbacks: dict[str, str] = {}  # placeholder -> text when the customer has none
+    fallbacks: dict[str, Text] = {}  # placeholder -> text when the customer has none
     # a placeholder missing for a customer and without a fallback: a load error
     # ("fallback"), or that customer is excluded ("exclude")
     on_missing: Literal["fallback", "exclude"] = "fallback"
@@ -87,27 +95,41 @@ class Campaign(Base):
     kind: str = "marketing"
     link: str = ""
     max_parts: int = 0  # 0: [defaults] max_parts
+    language: str = ""  # the default language of templates given by language
 
 
 class RulesFile(Base):
     campaign: Campaign
     columns: Columns = Columns()
-    fallbacks: dict[str, str] = {}
+    fallbacks: dict[str, Text] = {}
     segments: list[Segment] = []
+
+
+class Variant(msgspec.Struct, frozen=True):
+    """A segment's message in one language."""
+
+    template: str
+    placeholders: tuple[str, ...]
+    fallbacks: dict[str, str]
 
 
 class CompiledSegment(msgspec.Struct, frozen=True):
     name: str
     test: Test
     action: str
-    template: str
-    placeholders: tuple[str, ...]
-    fallbacks: dict[str, str]
+    template: str  # in the default language
+    placeholders: tuple[str, ...]  # of every language's text
+    fallbacks: dict[str, str]  # in the default language
     sender: str
     kind: str
     window: str
     cap: tuple[int, float] | None
     link: str
+    variants: dict[str, Variant] = {}  # language -> text; "" is the default
+
+    def variant(self, language: str) -> Variant:
+        """The text in ``language`` if the segment has one, else the default's."""
+        return self.variants.get(language) or self.variants[""]
 
 
 class Rules(msgspec.Struct, frozen=True):
@@ -119,26 +141,36 @@ class Rules(msgspec.Struct, frozen=True):
         return f"{self.campaign.name}-{segment}-{as_of:%Y%m%d}"
 
 
-def load(path: str | Path) -> Rules:
+def load(path: str | Path, campaign: str | None = None) -> Rules:
+    """The rules file at ``path``; ``campaign`` replaces ``[campaign] name``."""
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise RulesError(f"{p}: {exc.strerror}") from None
-    return parse(data, source=str(p))
+    return parse(data, source=str(p), campaign=campaign)
 
 
-def parse(data: bytes | str, source: str = "rules.toml") -> Rules:
+def parse(data: bytes | str, source: str = "rules.toml", campaign: str | None = None) -> Rules:
     raw = decode_toml(data, RulesFile, source, RulesError)
+    if campaign is not None:
+        raw = msgspec.structs.replace(
+            raw, campaign=msgspec.structs.replace(raw.campaign, name=campaign)
+        )
+    if not _is_name(raw.campaign.name):
+        where = "--campaign" if campaign is not None else f"{source}: [campaign] name"
+        raise RulesError(f"{where}: {raw.campaign.name!r}: letters, digits, - and _ only")
     if not raw.segments:
         raise RulesError(f"{source}: no [[segments]]: nothing to do")
     known = set(DERIVED) | set(raw.columns.fields) | {"name"}
+    if raw.columns.language:
+        known.add("language")
     segments, seen = [], set()
     for i, seg in enumerate(raw.segments):
         where = f"{source}: segments[{i}] ({seg.name})"
         if seg.name in seen:
             raise RulesError(f"{where}: duplicate segment name")
-        if not seg.name or not all(c.isalnum() or c in "-_" for c in seg.name):
+        if not _is_name(seg.name):
             raise RulesError(f"{where}: name: letters, digits, - and _ only")
         seen.add(seg.name)
         try:
@@ -148,21 +180,18 @@ def parse(data: bytes | str, source: str = "rules.toml") -> Rules:
     return Rules(raw.campaign, raw.columns, segments)
 
 
+def _is_name(name: str) -> bool:
+    return bool(name) and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+
+
 def _compile(raw: RulesFile, seg: Segment, known: set[str]) -> CompiledSegment:
     test = condition(seg.when, known, "when")
-    placeholders: tuple[str, ...] = ()
-    fallbacks = raw.fallbacks | seg.fallbacks
     if seg.action == "send":
-        if not seg.template:
-            raise RulesError('template: required for a segment that sends (or action = "list")')
-        placeholders = _placeholders(seg.template, known | {"link"})
-        if seg.on_missing == "fallback":
-            for field in placeholders:
-                if field not in fallbacks and field != "link":
-                    raise RulesError(
-                        f"template: {{{field}}} has no fallback: add fallbacks.{field}, "
-                        'or on_missing = "exclude"'
-                    )
+        variants = _variants(raw, seg, known | {"link"})
+    else:
+        variants = {"": Variant("", (), {})}
+    default = variants[""]
+    placeholders = tuple(dict.fromkeys(f for v in variants.values() for f in v.placeholders))
     base = seg.link or raw.campaign.link
     if "link" in placeholders and not base:
         raise RulesError("template: {link} but no link in the segment or [campaign]")
@@ -177,15 +206,81 @@ def _compile(raw: RulesFile, seg: Segment, known: set[str]) -> CompiledSegment:
         name=seg.name,
         test=test,
         action=seg.action,
-        template=seg.template,
+        template=default.template,
         placeholders=placeholders,
-        fallbacks=fallbacks,
+        fallbacks=default.fallbacks,
         sender=seg.sender or raw.campaign.sender,
         kind=seg.kind or raw.campaign.kind,
         window=seg.window,
         cap=cap,
         link=link,
+        variants=variants,
     )
+
+
+def _variants(raw: RulesFile, seg: Segment, known: set[str]) -> dict[str, Variant]:
+    """The segment's text per language ("" is the default), each checked."""
+    default = raw.campaign.language
+    if isinstance(seg.template, str):
+        if not seg.template:
+            raise RulesError('template: required for a segment that sends (or action = "list")')
+        templates = {"": seg.template}
+        languages = {"": default}
+    else:
+        if not seg.template:
+            raise RulesError("template: an empty table (expected a text per language)")
+        if not default:
+            raise RulesError(
+                "template: texts by language need [campaign] language (the default language)"
+            )
+        if default not in seg.template:
+            raise RulesError(
+                f"template: no text for {default!r}, the default language ([campaign] language)"
+            )
+        for lang in seg.template:
+            if not _is_language(lang):
+                raise RulesError(f"template.{lang}: expected a language code such as ru or en")
+        templates = {"": seg.template[default]} | {
+            lang: text for lang, text in seg.template.items() if lang != default
+        }
+        languages = {key: key or default for key in templates}
+    fallbacks = raw.fallbacks | seg.fallbacks
+    variants = {}
+    for key, template in templates.items():
+        lang = languages[key]
+        where = "template" if isinstance(seg.template, str) else f"template.{lang}"
+        if not template:
+            raise RulesError(f"{where}: empty")
+        try:
+            placeholders = _placeholders(template, known)
+        except RulesError as exc:
+            raise RulesError(f"{where}{str(exc).removeprefix('template')}") from None
+        texts: dict[str, str] = {}
+        for field, text in fallbacks.items():
+            if isinstance(text, str):
+                texts[field] = text
+            elif lang in text:
+                texts[field] = text[lang]
+            elif field in placeholders:
+                raise RulesError(
+                    f"fallbacks.{field}: no text for {lang!r} ({where} uses {{{field}}})"
+                    if lang
+                    else f"fallbacks.{field}: texts by language need [campaign] language "
+                    "(the default language)"
+                )
+        if seg.on_missing == "fallback":
+            for field in placeholders:
+                if field not in texts and field != "link":
+                    raise RulesError(
+                        f"{where}: {{{field}}} has no fallback: add fallbacks.{field}, "
+                        'or on_missing = "exclude"'
+                    )
+        variants[key] = Variant(template, placeholders, texts)
+    return variants
+
+
+def _is_language(code: str) -> bool:
+    return 2 <= len(code) <= 3 and code.isascii() and code.isalpha() and code.islower()
 
 
 def _placeholders(template: str, known: set[str]) -> tuple[str, ...]:

@@ -6,13 +6,15 @@ Deterministic for a seed. Customers are spread over active, sleeping 30/60/90
 days, never responded and dead (no activity for over 180 days), with the edge
 cases CRM exports have: national and formatted numbers, a few invalid ones,
 duplicate phones, missing names, consent withheld, Cyrillic and Latin names,
-dates written in several formats.
+dates written in several formats, a language column (ru, en, en_GB, blank).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
+import os
 import random
 import sys
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ HEADER = [
     "signup",
     "sms_consent",
     "bonus_points",
+    "language",
 ]
 NAMES = ["Анна", "Мария", "Ольга", "Иван", "Дмитрий", "Елена", "Сергей", "Наталья",
          "Anna", "Maria", "Ivan", "Elena", "Alex", "Olga"]  # fmt: skip
@@ -40,10 +43,13 @@ PROFILES = [
     (0.13, 181, 720),  # dead
 ]
 NEVER_RESPONDED = 0.15
+# the language column as CRMs fill it: mostly Russian, some English, some blank
+LANGUAGES = [(0.70, "ru"), (0.05, "ru-RU"), (0.12, "en"), (0.03, "EN"), (0.02, "en_GB")]
 
 
 def customers(n: int, as_of: date, seed: int = 1) -> Iterator[list[str]]:
     rng = random.Random(seed)
+    languages = random.Random(seed + 1_000_003)  # its own stream: the rest stays as it was
     phones: list[str] = []
     for i in range(n):
         phone = _phone(rng, i)
@@ -70,6 +76,7 @@ def customers(n: int, as_of: date, seed: int = 1) -> Iterator[list[str]]:
             signup.isoformat(),
             "0" if rng.random() < 0.05 else rng.choice(["1", "yes", "true"]),
             str(rng.randint(0, 5000)) if rng.random() < 0.9 else "",
+            _language(languages),
         ]
 
 
@@ -80,6 +87,15 @@ def _profile(rng: random.Random) -> tuple[int, int]:
         if r <= 0:
             return low, high
     return PROFILES[-1][1:]
+
+
+def _language(rng: random.Random) -> str:
+    r = rng.random()
+    for share, code in LANGUAGES:
+        r -= share
+        if r < 0:
+            return code
+    return ""
 
 
 def _phone(rng: random.Random, i: int) -> str:
@@ -121,9 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delimiter", default=",")
     ap.add_argument("--bom", action="store_true")
     args = ap.parse_args(argv)
-    if args.bom:
-        sys.stdout.write("\ufeff")
-    write(sys.stdout, args.n, args.as_of, args.seed, args.delimiter)
+    out = sys.stdout
+    if isinstance(out, io.TextIOWrapper):
+        out.reconfigure(encoding="utf-8")  # whatever the locale says
+    try:
+        if args.bom:
+            out.write("\ufeff")
+        write(out, args.n, args.as_of, args.seed, args.delimiter)
+        out.flush()
+    except BrokenPipeError:  # `| head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return 1
     return 0
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from engine import config
 from engine.segment import report, rules
+from engine.segment.customers import BadRow, Reader, parse_date
 from engine.segment.job import Job
 from engine.segment.sample import write
 from engine.store.setup import open_store
@@ -153,3 +154,139 @@ def test_golden_dry_run_of_a_generated_base(cfg):
         GOLDEN.write_text(text, encoding="utf-8")
         pytest.fail(f"wrote {GOLDEN}: review it and commit it")
     assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reactivation.toml"
+GOLDEN_EXAMPLE = Path(__file__).parent / "golden" / "dry_run_example.txt"
+
+# the example rules' columns, a language column as CRMs fill it, dates in every format
+LANGUAGES = (
+    "customer_id,phone,first_name,last_purchase,last_response,signup,sms_consent,"
+    "bonus_points,language\n"
+    "e1,+79161000101,Anna,2026-10-09,,2025-01-01,1,10,en\n"  # English, Latin: GSM
+    "e2,+79161000102,,09.10.2026,,2025-01-01,да,10,EN-gb\n"  # no name: "Dear customer"
+    "e3,+79161000103,Ольга,09/10/2026,,2025-01-01,yes,10,en_US\n"  # Cyrillic name: UCS2
+    "e4,+79161000104,Иван,2026-10-09T10:00:00,,2025-01-01,1,10,ru-RU\n"
+    "e5,+79161000105,Ivan,2026-10-09 10:00,,2025-01-01,1,10,de\n"  # no German text: ru
+    "e6,+79161000106,Bad,31.02.2026,,2025-01-01,1,10,en\n"  # no such day
+    "e7,+79161000107,Bad,2026-10-09,,2025-01-01,maybe,10,en\n"  # not a consent value
+)
+
+
+def test_each_customer_gets_the_text_in_their_language(cfg):
+    st = open_store(cfg)
+    try:
+        job = Job(cfg, rules.load(EXAMPLE), st, as_of=AS_OF)
+        result = job.run(io.StringIO(LANGUAGES), "langs.csv")
+        texts = {m.ext_id: m.text for m in st.messages()}
+    finally:
+        st.close()
+    assert result.excluded == {"bad_row": 2}
+    assert result.bad_lines == [
+        "langs.csv:7: last_purchase: '31.02.2026': expected a date such as 2026-11-01, "
+        "01.11.2026 or 01/11/2026",
+        "langs.csv:8: sms_consent: 'maybe': expected yes/no, true/false or 1/0",
+    ]
+    link = "https://shop.example/r?utm_source=sms&utm_campaign=reactivation&utm_content=sleep30"
+    assert texts == {
+        "e1": f"Anna, how are we doing? 3 questions, 1 minute: {link}",
+        "e2": f"Dear customer, how are we doing? 3 questions, 1 minute: {link}",
+        "e3": f"Ольга, how are we doing? 3 questions, 1 minute: {link}",
+        "e4": f"Иван, как вам у нас? 3 вопроса, 1 минута: {link}",
+        "e5": f"Ivan, как вам у нас? 3 вопроса, 1 минута: {link}",
+    }
+    sleep30 = by_name(result)["sleep30"]
+    assert sleep30.messages == {"GSM": 2, "UCS2": 3}
+    assert sleep30.parts == {"GSM": 2, "UCS2": 6}
+
+
+@pytest.mark.parametrize(
+    ("raw", "dmy", "expected"),
+    [
+        ("2026-11-01", True, date(2026, 11, 1)),
+        ("01.11.2026", True, date(2026, 11, 1)),
+        ("01/11/2026", True, date(2026, 11, 1)),
+        ("01/11/2026", False, date(2026, 1, 11)),
+        ("1.2.2026", True, date(2026, 2, 1)),
+        ("2026-11-01T10:00:00", True, date(2026, 11, 1)),
+        ("2026-11-01T10:00:00+03:00", True, date(2026, 11, 1)),
+        ("2026-11-01 10:00", True, date(2026, 11, 1)),
+        ("01.11.2026 10:00", True, date(2026, 11, 1)),
+    ],
+)
+def test_dates_in_the_formats_crm_exports_use(raw, dmy, expected):
+    assert parse_date(raw, dmy, "signup") == expected.toordinal()
+
+
+@pytest.mark.parametrize("raw", ["2026-13-01", "31.02.2026", "yesterday", "11/2026", "01.11.26"])
+def test_a_bad_date_names_the_field(raw):
+    with pytest.raises(BadRow, match=f"signup: '{raw}': expected a date"):
+        parse_date(raw, True, "signup")
+
+
+def test_derived_values():
+    header = ["phone", "purchase", "response", "signup"]
+    columns = rules.Columns(last_purchase="purchase", last_response="response", signup="signup")
+    reader = Reader(columns, header, AS_OF, "x.csv")
+    c = reader.customer(2, ["+79161234567", "2026-10-24", "", "2025-11-23"])
+    assert c.values["days_since_purchase"] == 30
+    assert c.values["days_since_response"] is None
+    assert c.values["never_responded"] is True
+    assert c.values["days_since_activity"] == 30
+    assert c.values["months_active"] == 11.0  # 335 days from signup to the last purchase
+    assert c.values["consent"] is True  # no consent column: consent is assumed
+
+
+def test_the_national_fast_path_agrees_with_the_validator(cfg):
+    from engine import ingest
+
+    validator = ingest.Validator(cfg)
+    fast = validator.number
+
+    def answer(number, raw):
+        try:
+            return number(raw)
+        except ingest.BadField as exc:
+            return exc.reason
+
+    base = io.StringIO()
+    write(base, 3000, AS_OF, seed=5)
+    phones = [line.split(",")[1] for line in base.getvalue().splitlines()[1:]]
+    phones += ["8 10 49 30 1234567", "8 800 555-35-35", "89161234567", "8", "8 916", "8 (495) 1"]
+    assert sum(p.startswith("8") for p in phones) > 300
+    assert [answer(fast, p) for p in phones] == [answer(validator._parse_number, p) for p in phones]
+    assert fast("8 10 49 30 1234567") == "+49301234567"  # 810: Russia's international prefix
+
+
+def test_the_sample_base_is_deterministic_and_has_every_edge_case():
+    one, two = io.StringIO(), io.StringIO()
+    write(one, 2000, AS_OF, seed=7, delimiter=";")
+    write(two, 2000, AS_OF, seed=7, delimiter=";")
+    assert one.getvalue() == two.getvalue()
+    rows = [line.split(";") for line in one.getvalue().splitlines()]
+    header, rows = rows[0], rows[1:]
+    assert header[:2] == ["customer_id", "phone"] and header[-1] == "language"
+    phones = [r[1] for r in rows]
+    assert len(set(phones)) < len(phones)  # duplicates
+    assert any(p.startswith("8 9") for p in phones)  # national
+    assert any(p.startswith("+7 (9") for p in phones)  # formatted
+    assert any(r[2] == "" for r in rows)  # missing names
+    assert any(r[2] and r[2][0] in "АИОМДЕСН" for r in rows)  # Cyrillic names
+    assert any(r[2].isascii() and r[2] for r in rows)  # Latin names
+    assert any(r[6] == "0" for r in rows)  # consent withheld
+    dates = " ".join(r[3] for r in rows)
+    assert "." in dates and "/" in dates and "T" in dates and "-" in dates
+    assert {"ru", "en", "EN", "en_GB", ""} <= {r[-1] for r in rows}
+
+
+def test_golden_dry_run_of_the_example_rules(cfg):
+    base = io.StringIO()
+    write(base, 300, AS_OF, seed=11)
+    base.seek(0)
+    job = Job(cfg, rules.load(EXAMPLE), None, as_of=AS_OF, dry_run=True)
+    result = job.run(base, "customers.csv")
+    text = report.render(result, dry_run=True) + "\n"
+    if not GOLDEN_EXAMPLE.exists():
+        GOLDEN_EXAMPLE.write_text(text, encoding="utf-8")
+        pytest.fail(f"wrote {GOLDEN_EXAMPLE}: review it and commit it")
+    assert text == GOLDEN_EXAMPLE.read_text(encoding="utf-8")

@@ -82,3 +82,93 @@ def test_a_link_gets_the_segments_utm_tags():
 def test_not_toml_is_a_clear_error():
     with pytest.raises(RulesError, match=r"rules\.toml: not valid TOML"):
         parse("[campaign\n")
+
+
+LANG_HEAD = HEAD.replace(
+    'link = "https://x.example/r"\n', 'link = "https://x.example/r"\nlanguage = "ru"\n'
+)
+
+
+def test_texts_by_language_fall_back_to_the_campaigns_language():
+    text = (
+        '[[segments]]\nname = "s"\n'
+        'template = { ru = "Привет, {name}", en = "Hi {name}" }\n'
+        'fallbacks = { name = { ru = "друг", en = "friend" } }\n'
+    )
+    (s,) = rules(text, LANG_HEAD).segments
+    assert s.variant("en").template == "Hi {name}"
+    assert s.variant("en").fallbacks == {"name": "friend"}
+    assert s.variant("ru").template == "Привет, {name}"
+    assert s.variant("de").template == "Привет, {name}"  # no German text: the default
+    assert s.variant("").fallbacks == {"name": "друг"}
+    assert s.template == "Привет, {name}"
+
+
+@pytest.mark.parametrize(
+    ("head", "segment", "error"),
+    [
+        (
+            HEAD,
+            'template = { en = "hi" }',
+            "template: texts by language need \\[campaign\\] language",
+        ),
+        (LANG_HEAD, 'template = { en = "hi" }', "template: no text for 'ru', the default"),
+        (LANG_HEAD, 'template = { ru = "x", English = "hi" }', "template.English: expected a"),
+        (LANG_HEAD, "template = {}", "template: an empty table"),
+        (LANG_HEAD, 'template = { ru = "x", en = "" }', "template.en: empty"),
+        (
+            LANG_HEAD,
+            'template = { ru = "x {name}", en = "hi {name}" }\n'
+            'fallbacks = { name = { ru = "друг" } }',
+            r"fallbacks.name: no text for 'en' \(template.en uses \{name\}\)",
+        ),
+        (
+            LANG_HEAD,
+            'template = { ru = "x", en = "hi {nmae}" }',
+            r"template.en: \{nmae\}: unknown placeholder",
+        ),
+        (
+            HEAD,
+            'template = "hi {name}"\nfallbacks = { name = { en = "you" } }',
+            "fallbacks.name: texts by language need",
+        ),
+    ],
+)
+def test_language_errors_name_the_segment_and_the_text(head, segment, error):
+    with pytest.raises(RulesError, match=r"segments\[0\] \(s\): " + error):
+        rules(f'[[segments]]\nname = "s"\n{segment}\n', head)
+
+
+def test_the_campaign_name_can_be_replaced_and_goes_into_batches_and_links():
+    from datetime import date
+
+    r = parse(HEAD + seg("{}", "go {link}"), campaign="winter-2026")
+    assert r.batch_id("s", date(2026, 11, 23)) == "winter-2026-s-20261123"
+    assert "utm_campaign=winter-2026&utm_content=s" in r.segments[0].link
+    with pytest.raises(RulesError, match="--campaign: 'a b': letters, digits"):
+        parse(HEAD + seg("{}"), campaign="a b")
+    with pytest.raises(RulesError, match=r"\[campaign\] name: 'a/b'"):
+        parse(HEAD.replace('"c"', '"a/b"') + seg("{}"))
+
+
+def test_the_example_rules_file_is_the_classic_flow():
+    from pathlib import Path
+
+    from engine.segment.rules import load
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "reactivation.toml"
+    r = load(example)
+    names = [s.name for s in r.segments]
+    assert names == ["dead", "sleep90", "sleep60", "sleep30", "never"]
+    dead, sleep90, sleep60, sleep30, never = r.segments
+    assert dead.action == "list"
+    assert dead.test({"days_since_activity": 181})
+    assert not dead.test({"days_since_activity": 180})
+    assert sleep90.test({"days_since_activity": 120})
+    assert sleep60.test({"days_since_activity": 75})
+    assert sleep30.test({"days_since_activity": 30})
+    assert not sleep30.test({"days_since_activity": 29})
+    assert never.test({"never_responded": True, "days_since_signup": 40})
+    assert set(sleep30.variants) == {"", "en"}
+    assert sleep30.variant("en").fallbacks["name"] == "Dear customer"
+    assert sleep30.cap == (1, 30 * 86400)

@@ -107,3 +107,80 @@ def test_segment_send_prune_segment(workdir, capsys):
     out = capsys.readouterr().out
     sleep30 = out[out.index("segment sleep30") :]
     assert "recipients: 1\n  excluded: dead 2" in sleep30
+
+
+def test_campaign_names_the_batches(workdir, capsys):
+    assert segment(workdir, "--campaign", "winter") == 0
+    out = capsys.readouterr().out
+    assert "segment sleep30 -> batch winter-sleep30-20261123" in out
+    assert "utm_campaign=winter&utm_content=sleep30" in out
+    assert segment(workdir, "--campaign", "winter") == 0  # the same day again: nothing new
+    assert "enqueued: 0 queued, 3 already there" in capsys.readouterr().out
+
+
+def test_the_base_can_come_from_stdin(workdir, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(EDGE))
+    args = ["segment", "-", "--rules", str(RULES), "--as-of", AS_OF.isoformat()]
+    assert cli.main([*args, "--config", str(workdir / "engine.toml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "<stdin>:7: phone: '12345' is not a valid number" in out
+
+
+def test_a_rules_error_exits_2_naming_the_segment(workdir, capsys):
+    bad = workdir / "bad.toml"
+    bad.write_text(
+        RULES.read_text().replace("days_since_activity = { ge = 30, lt = 60 }", "days = 30")
+    )
+    assert cli.main(["segment", str(workdir / "customers.csv"), "--rules", str(bad),
+                     "--config", str(workdir / "engine.toml")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"{bad}: segments[3] (sleep30): when.days: unknown value 'days'" in err
+
+
+def test_a_message_over_the_part_limit_exits_2_with_an_example(workdir, capsys):
+    long = workdir / "long.toml"
+    long.write_text(
+        RULES.read_text().replace(
+            "как вам у нас?", "как вам у нас? " + "Очень длинный текст. " * 20
+        )
+    )
+    assert cli.main(["segment", str(workdir / "customers.csv"), "--rules", str(long),
+                     "--as-of", AS_OF.isoformat(),
+                     "--config", str(workdir / "engine.toml")]) == 2  # fmt: skip
+    captured = capsys.readouterr()
+    assert "ERROR: a message needs" in captured.out
+    assert "segment sleep30: a message needs 9 UCS2 parts, the limit is 6 (line 2: 'Анна, " in (
+        captured.err
+    )
+    assert "volley segment: nothing enqueued" in captured.err
+    assert cli.main(["status", "--json", "--config", str(workdir / "engine.toml")]) == 0
+    assert json.loads(capsys.readouterr().out)["batches"] == {}
+
+
+def test_the_example_rules_on_a_generated_base_with_a_bom(workdir, capsys, monkeypatch):
+    """`python -m engine.segment.sample N > file.csv`, then `volley segment` on it."""
+    import subprocess
+    import sys
+
+    sample = subprocess.run(
+        [sys.executable, "-m", "engine.segment.sample", "500", "--as-of", AS_OF.isoformat(),
+         "--seed", "4", "--delimiter", ";", "--bom"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert sample.stdout.startswith("\ufeffcustomer_id;phone;".encode())
+    (workdir / "base.csv").write_bytes(sample.stdout)
+    monkeypatch.chdir(workdir)
+    example = RULES.parents[2] / "examples" / "reactivation.toml"
+    args = ["segment", "base.csv", "--rules", str(example), "--as-of", AS_OF.isoformat()]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "customers read: 500" in out
+    assert "listed for removal written to base-removal-20261123.csv" in out
+    removal = (workdir / "base-removal-20261123.csv").read_text(encoding="utf-8")
+    assert removal.startswith("segment,line,customer_id,phone,")
+    assert cli.main(args) == 0  # a re-run the same day
+    again = capsys.readouterr().out
+    assert "enqueued: 0 queued" in again
+    assert " queued, " not in again.replace("enqueued: 0 queued, ", "")
