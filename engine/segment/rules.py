@@ -117,9 +117,7 @@ class CompiledSegment(msgspec.Struct, frozen=True):
     name: str
     test: Test
     action: str
-    template: str  # in the default language
     placeholders: tuple[str, ...]  # of every language's text
-    fallbacks: dict[str, str]  # in the default language
     sender: str
     kind: str
     window: str
@@ -130,6 +128,11 @@ class CompiledSegment(msgspec.Struct, frozen=True):
     def variant(self, language: str) -> Variant:
         """The text in ``language`` if the segment has one, else the default's."""
         return self.variants.get(language) or self.variants[""]
+
+    @property
+    def template(self) -> str:
+        """The text in the default language."""
+        return self.variants[""].template
 
 
 class Rules(msgspec.Struct, frozen=True):
@@ -190,7 +193,6 @@ def _compile(raw: RulesFile, seg: Segment, known: set[str]) -> CompiledSegment:
         variants = _variants(raw, seg, known | {"link"})
     else:
         variants = {"": Variant("", (), {})}
-    default = variants[""]
     placeholders = tuple(dict.fromkeys(f for v in variants.values() for f in v.placeholders))
     base = seg.link or raw.campaign.link
     if "link" in placeholders and not base:
@@ -206,9 +208,7 @@ def _compile(raw: RulesFile, seg: Segment, known: set[str]) -> CompiledSegment:
         name=seg.name,
         test=test,
         action=seg.action,
-        template=default.template,
         placeholders=placeholders,
-        fallbacks=default.fallbacks,
         sender=seg.sender or raw.campaign.sender,
         kind=seg.kind or raw.campaign.kind,
         window=seg.window,
