@@ -1,6 +1,6 @@
 """Store benchmark: durable enqueue and the claim → sent → delivered cycle.
 
-    .venv/bin/python -m bench.store [--messages N] [--batch B] [--json]
+    .venv/bin/python -m bench.store [--messages N] [--batch B] [--repeat R] [--json]
 
 Each run uses a fresh LMDB in a temporary folder with fsync on (the store's
 default). The baseline, measured in the same run, is raw py-lmdb writing the
@@ -13,12 +13,14 @@ phonenumbers.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import lmdb
 import msgspec
@@ -26,6 +28,8 @@ import msgspec
 from engine import config, ingest
 from engine.store import MarkSent, NewMessage, RecordReceipt, Store
 
+STOPPED = 10_000
+DEAD = 100
 TEXT = "Anna, we miss you! -40% on everything until 30.11: shop.example/r"
 
 
@@ -64,6 +68,10 @@ def bench_cycle(n: int, batch: int) -> float:
     with tempfile.TemporaryDirectory() as d:
         store = Store.open(d, map_size=1 << 30)
         store.enqueue("bench", _messages(n), now=time.time())
+        # a realistic store: opt-outs and pruned numbers exist (none of them recipients)
+        store.stop((f"+7926{i:07d}" for i in range(STOPPED)), "opt-out", time.time())
+        for i in range(DEAD):
+            store.mark_dead(f"+7903{i:07d}", [], time.time(), 86400.0)
         done = 0
         t0 = time.perf_counter()
         while True:
@@ -149,19 +157,25 @@ def bench_ingest(n: int) -> float:
     return n / elapsed
 
 
+def _best(repeat: int, fn: Callable[..., float], *args: int) -> int:
+    """The best of ``repeat`` runs: this VM's speed drifts, the best run is the stable figure."""
+    return round(max(fn(*args) for _ in range(repeat)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.store", description=__doc__)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1024, help="messages per transaction")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    n = args.messages
+    n, best = args.messages, functools.partial(_best, args.repeat)
     results = {
-        "baseline raw lmdb putmulti /s": round(bench_baseline(n)),
-        "enqueue durable /s": round(bench_enqueue(n)),
-        "claim+sent+delivered cycle /s": round(bench_cycle(n, args.batch)),
-        "cycle's LMDB calls alone /s": round(bench_cycle_floor(n, args.batch)),
-        "ingest (validate JSONL) /s": round(bench_ingest(min(n, 50_000))),
+        "baseline raw lmdb putmulti /s": best(bench_baseline, n),
+        "enqueue durable /s": best(bench_enqueue, n),
+        "claim+sent+delivered cycle /s": best(bench_cycle, n, args.batch),
+        "cycle's LMDB calls alone /s": best(bench_cycle_floor, n, args.batch),
+        "ingest (validate JSONL) /s": best(bench_ingest, min(n, 50_000)),
     }
     base = results["baseline raw lmdb putmulti /s"]
     if args.json:

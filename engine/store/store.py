@@ -61,7 +61,7 @@ class PrunePolicy(Protocol):
 
 
 _U64 = struct.Struct(">Q")
-_U64_2 = struct.Struct(">QQ")
+_PART = [bytes([i]) for i in range(256)]
 _NAMES = (
     "meta",
     "msgs",
@@ -123,7 +123,9 @@ class _Tx:
         self.txn = txn
         self.db = store._db
         self.deltas: dict[tuple[str, str, str] | bytes, int] = {}
+        self.moves: dict[tuple[str, str, str, str], int] = {}  # (batch, kind, from, to)
         self._paused: frozenset[str] | None = None
+        self._barring: tuple[bool, bool] | None = None
 
     @property
     def paused(self) -> frozenset[str]:
@@ -175,20 +177,29 @@ class _Tx:
     def move(self, msg: r.Message, state: str, at: float, **fields: Any) -> r.Message:
         key = _U64.pack(msg.id)
         self.unindex(msg, key)
-        deltas = self.deltas
-        old = (msg.batch, msg.kind, msg.state)
-        deltas[old] = deltas.get(old, 0) - 1
-        if msg.zone_default and (msg.state in r.PENDING) != (state in r.PENDING):
-            self.bump(ZONE_DEFAULT, 1 if state in r.PENDING else -1)
+        self.moved(msg, state)
         msg.state = state
         msg.updated = at
         for name, value in fields.items():
             setattr(msg, name, value)
         self.index(msg, key)
-        new = (msg.batch, msg.kind, state)
-        deltas[new] = deltas.get(new, 0) + 1
         self.txn.put(key, self.s._c.enc.encode(msg), db=self.db["msgs"])
         return msg
+
+    def moved(self, msg: r.Message, state: str) -> None:
+        """Count a move from the message's current state to ``state`` (before it is set)."""
+        key = (msg.batch, msg.kind, msg.state, state)
+        moves = self.moves
+        moves[key] = moves.get(key, 0) + 1
+        if msg.zone_default and (msg.state in r.PENDING) != (state in r.PENDING):
+            self.bump(ZONE_DEFAULT, 1 if state in r.PENDING else -1)
+
+    def barring(self) -> tuple[bool, bool]:
+        """Whether any number is pruned, and whether any is stop-listed (read once)."""
+        if self._barring is None:
+            stat, db = self.txn.stat, self.db
+            self._barring = stat(db["dead"])["entries"] > 0, stat(db["stop"])["entries"] > 0
+        return self._barring
 
     def bump(self, key: bytes, n: int) -> None:
         """A store-wide counter's delta, written with the others at the end."""
@@ -197,7 +208,12 @@ class _Tx:
     def finish(self) -> None:
         counters: dict[bytes, int] = {}
         batches: dict[str, dict[str, int]] = {}
-        for key, n in self.deltas.items():
+        deltas = self.deltas
+        for (batch, kind, old, new), n in self.moves.items():
+            was, now = (batch, kind, old), (batch, kind, new)
+            deltas[was] = deltas.get(was, 0) - n
+            deltas[now] = deltas.get(now, 0) + n
+        for key, n in deltas.items():
             if not n:
                 continue
             if isinstance(key, bytes):
@@ -398,25 +414,25 @@ class Store:
         if b"\0" in bkey or not bkey:
             raise StoreError(f"batch id {batch!r}: must be non-empty, without NUL")
         self._write(lambda tx: self._mark_loading(tx, bkey))
-        loaded: list[int] = []
+        staged = _Staged()
         dup = 0
         totals = {"dead": 0, "stopped": 0, "dropped": 0}
         try:
             for chunk in _chunks(messages, LOAD_CHUNK):
-                ids, d, tally = self._write(
-                    lambda tx, ch=chunk: self._load_chunk(tx, batch, ch, now, drop_dead)
+                part, d, tally = self._write(
+                    lambda tx, ch=chunk: self._load_chunk(tx, batch, ch, now, drop_dead, staged)
                 )
-                loaded += ids
+                staged.merge(part)
                 dup += d
                 for key, n in tally.items():
                     totals[key] += n
                 if progress:
-                    progress(len(ids) + d)
-            scheduled = self._write(lambda tx: self._publish(tx, batch, loaded, now))
+                    progress(part.n + d)
+            self._write(lambda tx: self._publish(tx, batch, staged, now))
         except BaseException:
-            self._abort_load(batch, loaded)
+            self._abort_load(batch)
             raise
-        return r.EnqueueResult(batch, len(loaded), dup, scheduled, **totals)
+        return r.EnqueueResult(batch, staged.n, dup, staged.scheduled, **totals)
 
     def _mark_loading(self, tx: _Tx, bkey: bytes) -> None:
         raw = tx.txn.get(bkey, db=self._db["batches"])
@@ -429,20 +445,29 @@ class Store:
         tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
 
     def _load_chunk(
-        self, tx: _Tx, batch: str, chunk: list[r.NewMessage], now: float, drop_dead: bool
-    ) -> tuple[list[int], int, dict[str, int]]:
+        self,
+        tx: _Tx,
+        batch: str,
+        chunk: list[r.NewMessage],
+        now: float,
+        drop_dead: bool,
+        staged: _Staged,
+    ) -> tuple[_Staged, int, dict[str, int]]:
+        """Write a chunk's messages (not yet indexed: invisible to claims), staged apart
+        from ``staged`` until the transaction commits."""
         db, txn, enc = self._db, tx.txn, self._c.enc
         batchidx, msgs = db["batchidx"], db["msgs"]
         prefix = batch.encode() + b"\0"
         tally = {"dead": 0, "stopped": 0, "dropped": 0}
         first = self._next_ids(tx, len(chunk))
-        ids = []
+        dead, stopped = tx.barring()
+        part = _Staged(staged.routes)
         for mid, m in enumerate(chunk, first):
             key = prefix + (m.ext_id or f"#{mid}").encode()
             idkey = _U64.pack(mid)
             if not txn.put(key, idkey, db=batchidx, overwrite=False):
                 continue  # already in this batch: from an earlier run or this file
-            barred = self._barred(txn, m.to, m.kind, now)
+            barred = self._barred(txn, m.to, m.kind, now) if dead or stopped else ""
             if barred == "dead" and drop_dead:
                 txn.delete(key, db=batchidx)
                 tally["dropped"] += 1
@@ -471,28 +496,36 @@ class Store:
                 zone_default=m.zone_default,
             )
             txn.put(idkey, enc.encode(msg), db=msgs, append=True)
-            ids.append(mid)
-        return ids, len(chunk) - len(ids) - tally["dropped"], tally
+            part.add(msg)
+        return part, len(chunk) - part.n - tally["dropped"], tally
 
-    def _publish(self, tx: _Tx, batch: str, ids: list[int], now: float) -> int:
-        scheduled = 0
-        for mid in ids:
-            msg = tx.get(mid)
-            tx.index(msg)
-            tx.count(msg, msg.state, 1)
-            if msg.zone_default:
-                tx.bump(ZONE_DEFAULT, 1)
-            scheduled += msg.state == r.SCHEDULED
+    def _publish(self, tx: _Tx, batch: str, staged: _Staged, now: float) -> None:
+        """Index the staged messages (one putmulti per index) and count them: now visible."""
+        parked = batch in tx.paused
+        bprefix = batch.encode() + b"\0"
+        routes = [route.encode() + b"\0" for route in staged.routes]
+        ready: list[tuple[bytes, bytes]] = []
+        sched: list[tuple[bytes, bytes]] = []
+        for mid, due_ms, route, scheduled in _STAGED.iter_unpack(staged.buf):
+            idkey = _U64.pack(mid)
+            if scheduled:
+                sched.append((_U64.pack(due_ms) + idkey, b""))
+            else:
+                ready.append(((bprefix if parked else routes[route]) + idkey, b""))
+        txn = tx.txn
+        txn.cursor(db=self._db["parked" if parked else "ready"]).putmulti(ready)
+        txn.cursor(db=self._db["sched"]).putmulti(sched)
+        for (kind, state), n in staged.counts.items():
+            tx.deltas[(batch, kind, state)] = tx.deltas.get((batch, kind, state), 0) + n
+        tx.bump(ZONE_DEFAULT, staged.zone_default)
         bkey = batch.encode()
-        raw = tx.txn.get(bkey, db=self._db["batches"])
-        info = self._c.batch.decode(raw)
+        info = self._c.batch.decode(txn.get(bkey, db=self._db["batches"]))
         info.loading_pid = 0
-        info.total += len(ids)
+        info.total += staged.n
         info.created = info.created or now
-        tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
-        return scheduled
+        txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
 
-    def _abort_load(self, batch: str, ids: list[int] | None = None) -> None:
+    def _abort_load(self, batch: str) -> None:
         """Remove what an unfinished load wrote: its messages have no index entries yet."""
         prefix = batch.encode() + b"\0"
 
@@ -588,31 +621,42 @@ class Store:
         A message past its ``expires``, to a pruned number, or to a stop-listed
         one (unless its kind is exempt) is skipped with that reason instead.
         """
+        return self._write(lambda tx: self._claim(tx, route, n, now))
 
-        def claim(tx: _Tx) -> list[r.Message]:
-            out: list[r.Message] = []
-            prefix = route.encode() + b"\0"
-            cur = tx.txn.cursor(db=self._db["ready"])
-            if not cur.set_range(prefix):
-                return out
-            keys = []
+    def _claim(self, tx: _Tx, route: str, n: int, now: float) -> list[r.Message]:
+        prefix = route.encode() + b"\0"
+        cur = tx.txn.cursor(db=self._db["ready"])
+        keys: list[bytes] = []
+        if cur.set_range(prefix):
             for key in cur.iternext(values=False):
-                if not key.startswith(prefix) or len(keys) >= n:
+                if len(keys) >= n or not key.startswith(prefix):
                     break
                 keys.append(key)
-            for key in keys:
-                msg = tx.get(_U64.unpack_from(key, len(prefix))[0])
+        out: list[r.Message] = []
+        put, get, delete = tx.txn.put, tx.txn.get, tx.txn.delete
+        msgs, ready, inflight = self._db["msgs"], self._db["ready"], self._db["inflight"]
+        decode, encode = self._c.msg.decode, self._c.enc.encode
+        dead, stopped = tx.barring()
+        caps = self.cap_policy
+        start = len(prefix)
+        for key in keys:
+            idkey = key[start:]
+            msg = decode(get(idkey, db=msgs))
+            if (msg.expires is not None and msg.expires <= now) or dead or stopped:
                 reason = self._skip_reason(tx.txn, msg, now)
                 if reason:
                     tx.move(msg, r.SKIPPED, now, reason=reason)
                     continue
-                capped = self.cap_policy is not None and self.cap_policy.capped(msg.kind)
-                if capped and not self._within_cap(tx, msg, now):
-                    continue
-                out.append(tx.move(msg, r.INFLIGHT, now))
-            return out
-
-        return self._write(claim)
+            if caps is not None and caps.capped(msg.kind) and not self._within_cap(tx, msg, now):
+                continue
+            delete(key, db=ready)
+            put(idkey, b"", db=inflight)
+            tx.moved(msg, r.INFLIGHT)
+            msg.state = r.INFLIGHT
+            msg.updated = now
+            put(idkey, encode(msg), db=msgs)
+            out.append(msg)
+        return out
 
     def promote(self, now: float) -> int:
         """Scheduled messages whose time has come go to the queue, in due order."""
@@ -642,8 +686,7 @@ class Store:
             return r.Result(False, f"message {op.id} is already {msg.state}", op.id)
         match op:
             case r.MarkSent(smsc_ids=ids, at=at, receipt=receipt):
-                self._index_smsc(tx, msg.id, ids)
-                tx.move(msg, r.SENT, at, smsc_ids=ids, part_states=[""] * len(ids), receipt=receipt)
+                self._sent(tx, msg, ids, at, receipt)
             case r.Requeue(due=due, reason=reason, retry=retry):
                 state = r.QUEUED if due <= msg.updated or due <= 0 else r.SCHEDULED
                 tx.move(
@@ -661,9 +704,24 @@ class Store:
                 return r.Result(False, f"unknown operation {type(op).__name__}", op.id)
         return r.Result(True, "", op.id)
 
-    def _index_smsc(self, tx: _Tx, mid: int, ids: list[str]) -> None:
+    def _sent(self, tx: _Tx, msg: r.Message, ids: list[str], at: float, receipt: bool) -> None:
+        key = _U64.pack(msg.id)
+        put, smsc = tx.txn.put, self._db["smsc"]
         for part, smsc_id in enumerate(ids):
-            tx.txn.put(smsc_id.encode(), _enc_id(mid) + bytes([part & 0xFF]), db=self._db["smsc"])
+            put(smsc_id.encode(), key + _PART[part & 0xFF], db=smsc)
+        if msg.state != r.INFLIGHT:
+            tx.move(msg, r.SENT, at, smsc_ids=ids, part_states=[""] * len(ids), receipt=receipt)
+            return
+        tx.txn.delete(key, db=self._db["inflight"])
+        if receipt:
+            put(_U64.pack(_ms(at)) + key, b"", db=self._db["sent"])
+        tx.moved(msg, r.SENT)
+        msg.state = r.SENT
+        msg.updated = at
+        msg.smsc_ids = ids
+        msg.part_states = [""] * len(ids)
+        msg.receipt = receipt
+        put(key, self._c.enc.encode(msg), db=self._db["msgs"])
 
     def _receipt(self, tx: _Tx, op: r.RecordReceipt) -> r.Result:
         found = None
@@ -692,13 +750,30 @@ class Store:
         self._record_outcome(tx, msg, op)
         if op.state != r.DELIVERED:  # the failing part's codes are the message's
             msg.err, msg.network_error = op.err, op.network_error
-        if all(states):
+        if len(states) == 1:
+            self._finish_sent(tx, msg, op.state, op.at, states)
+        elif all(states):
             worst = max(states, key=lambda s: r.SEVERITY.get(s, 3))
-            tx.move(msg, worst, op.at, part_states=states)
+            self._finish_sent(tx, msg, worst, op.at, states)
         else:
             msg.part_states = states
             tx.put(msg)
         return r.Result(True, op.state, mid)
+
+    def _finish_sent(
+        self, tx: _Tx, msg: r.Message, state: str, at: float, part_states: list[str]
+    ) -> None:
+        """A sent message's final state (from its receipts): out of "sent", into "final"."""
+        key = _U64.pack(msg.id)
+        txn, db = tx.txn, self._db
+        if msg.receipt:
+            txn.delete(_U64.pack(_ms(msg.updated)) + key, db=db["sent"])
+        txn.put(_U64.pack(_ms(at)) + key, b"", db=db["final"])
+        tx.moved(msg, state)
+        msg.state = state
+        msg.updated = at
+        msg.part_states = part_states
+        txn.put(key, self._c.enc.encode(msg), db=db["msgs"])
 
     def _within_cap(self, tx: _Tx, msg: r.Message, now: float) -> bool:
         """Count this send against the number's cap, or reschedule it (skip past expiry)."""
@@ -1001,6 +1076,37 @@ def _keys_before(txn: lmdb.Transaction, db: Any, end: bytes, limit: int = 1 << 6
                 break
             keys.append(key)
     return keys
+
+
+_STAGED = struct.Struct(">QQH?")  # id, due in ms, route number, scheduled
+
+
+class _Staged:
+    """What a load wrote, packed (21 bytes a message), for its publishing transaction."""
+
+    def __init__(self, routes: dict[str, int] | None = None) -> None:
+        self.buf = bytearray()
+        self.routes: dict[str, int] = {} if routes is None else routes
+        self.counts: dict[tuple[str, str], int] = {}
+        self.n = self.scheduled = self.zone_default = 0
+
+    def add(self, msg: r.Message) -> None:
+        route = self.routes.setdefault(msg.route, len(self.routes))
+        scheduled = msg.state == r.SCHEDULED
+        self.buf += _STAGED.pack(msg.id, _ms(msg.due), route, scheduled)
+        key = (msg.kind, msg.state)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.n += 1
+        self.scheduled += scheduled
+        self.zone_default += msg.zone_default
+
+    def merge(self, other: _Staged) -> None:
+        self.buf += other.buf
+        for key, n in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.n += other.n
+        self.scheduled += other.scheduled
+        self.zone_default += other.zone_default
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
