@@ -418,7 +418,9 @@ class Engine:
             self.errors[f"receipt {rec.stat} err:{rec.err_raw or '-'}"] += 1
         form = self.operators[inb.bind.split("#", 1)[0]].cfg.receipt_id_form
         op = st.RecordReceipt(
-            candidates=receipts.normalise_id(rec.message_id, form),
+            candidates=rec.id_forms
+            if form == "auto"
+            else receipts.normalise_id(rec.message_id, form),
             state=rec.state,
             final=rec.final,
             stat=rec.stat,

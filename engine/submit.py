@@ -53,13 +53,13 @@ class SubmitBuilder:
         """The parts of one message, in order; raises encoding.TextTooLong."""
         dest = to.removeprefix("+")
         op = self._op
-        ref = self._refs.next(dest, bits=self._bits)
+        bits = self._bits
         parts = encoding.split(
             text,
             override=op.data_coding,
             method=op.concatenation,
             max_parts=self._max_parts,
-            ref=ref,
+            ref=lambda: self._refs.next(dest, bits=bits),
             gsm_data_coding=op.gsm_data_coding,
         )
         src_ton, src_npi, src = self.source(sender)

@@ -410,7 +410,7 @@ class Bind:
                     return
             except trio.EndOfChannel:
                 return
-            if await self._vetoed(job):
+            if self._veto_reason(job) and await self._vetoed(job):
                 continue
             self._current = job
             deadline = trio.current_time() + self._timeout
@@ -428,7 +428,8 @@ class Bind:
                         break
                     await self._flush()
                     await trio.sleep_until(t)
-                if i == 0 and await self._vetoed(job):  # again, after waiting for the pace
+                # again, after waiting for the pace
+                if i == 0 and self._veto_reason(job) and await self._vetoed(job):
                     self._current = None
                     break
                 sent = session.send(part)
@@ -442,6 +443,9 @@ class Bind:
         if reason:
             await self._outcomes.send(Vetoed(job, reason, self.name))
         return bool(reason)
+
+    def _veto_reason(self, job: Job) -> str:
+        return self._veto(job) if self._veto is not None else ""
 
     async def _keepalive(self) -> None:
         """enquire_link on idleness; response timeouts reset the bind."""

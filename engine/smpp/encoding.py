@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
+from collections.abc import Callable
 
 import msgspec
 
@@ -173,10 +174,14 @@ def split(
     override: str = "auto",
     method: str = "udh8",
     max_parts: int = 6,
-    ref: int = 0,
+    ref: int | Callable[[], int] = 0,
     gsm_data_coding: int = 0,
 ) -> list[Part]:
-    """The parts of one message, ready for submit_sm; raises TextTooLong or EncodingError."""
+    """The parts of one message, ready for submit_sm; raises TextTooLong or EncodingError.
+
+    ``ref`` (the concatenation reference) may be a function: called only when
+    the text needs more than one part.
+    """
     enc = choose(text, override)
     payload = encode_text(text, enc)
     dcs = gsm_data_coding if enc is Encoding.GSM else DATA_CODING[enc]
@@ -190,6 +195,8 @@ def split(
         raise TextTooLong(total, limit)
     if method == "payload":
         return [Part(b"", 0, dcs, message_payload=payload)]
+    if callable(ref):
+        ref = ref()
     if method == "sar":
         return [
             Part(payload[a:b], 0, dcs, sar=(ref & 0xFFFF, total, i))
