@@ -101,6 +101,41 @@ def bench_cycle(n: int, batch: int) -> float:
     return n / elapsed
 
 
+def bench_phases(n: int, batch: int) -> dict[str, float]:
+    """Microseconds per message in each step of the cycle (fsync on)."""
+    spent = {"claim": 0.0, "mark sent": 0.0, "receipt": 0.0}
+    with tempfile.TemporaryDirectory() as d:
+        store = Store.open(d, map_size=1 << 30)
+        store.enqueue("bench", _messages(n), now=time.time())
+        while True:
+            now, t0 = time.time(), time.perf_counter()
+            claimed = store.claim("op", batch, now)
+            spent["claim"] += time.perf_counter() - t0
+            if not claimed:
+                break
+            sent = [MarkSent(id=m.id, smsc_ids=[f"{m.id:x}"], at=now) for m in claimed]
+            t0 = time.perf_counter()
+            store.apply(sent)
+            spent["mark sent"] += time.perf_counter() - t0
+            got = [
+                RecordReceipt(
+                    candidates=(f"{m.id:x}",),
+                    state="delivered",
+                    final=True,
+                    stat="DELIVRD",
+                    err=0,
+                    network_error=None,
+                    at=now,
+                )
+                for m in claimed
+            ]
+            t0 = time.perf_counter()
+            store.apply(got)
+            spent["receipt"] += time.perf_counter() - t0
+        store.close()
+    return {step: round(t / n * 1e6, 2) for step, t in spent.items()}
+
+
 def bench_cycle_floor(n: int, batch: int) -> float:
     """The cycle's LMDB calls alone, in raw py-lmdb (fsync on), with the store's key and
     value shapes: the floor under ``bench_cycle``; the gap is Python bookkeeping."""
@@ -168,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1024, help="messages per transaction")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--phases", action="store_true", help="µs per message in each step")
     args = parser.parse_args(argv)
+    if args.phases:
+        print(json.dumps(bench_phases(args.messages, args.batch)))
+        return 0
     n, best = args.messages, functools.partial(_best, args.repeat)
     results = {
         "baseline raw lmdb putmulti /s": best(bench_baseline, n),
