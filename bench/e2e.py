@@ -1,6 +1,7 @@
 """End-to-end benchmark: queue -> submit -> response -> receipt -> final state committed.
 
-    .venv/bin/volley bench [--messages N] [--binds B] [--window W] [--json FILE] [--chart FILE.png]
+    .venv/bin/volley bench [--messages N] [--binds B] [--window W] [--processes N]
+                           [--json FILE] [--chart FILE.png]
 
 The simulator runs in another process pinned to CPU 0 (receipts on); the
 engine runs here pinned to CPU 1, with a fresh LMDB (fsync on) holding N
@@ -17,7 +18,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -104,6 +107,74 @@ def run_engine(port: int, n: int, binds: int, window: int) -> dict[str, object]:
     }
 
 
+def run_processes(port: int, n: int, binds: int, window: int, processes: int) -> dict[str, object]:
+    """`volley run --until-drained` with [engine] processes = N, as a user runs it.
+
+    Its processes may use every CPU (the simulator stays pinned to CPU 0). Timed
+    from the first message claimed to the last final state committed, read from
+    the store, so interpreter start-up does not count; CPU is the processes' own.
+    """
+    with tempfile.TemporaryDirectory() as d:
+        toml = (
+            f'[store]\npath = "db"\n[control]\nsocket = "v.sock"\n'
+            f'[engine]\nprocesses = {processes}\n[[operators]]\nname = "sim"\n'
+            f"port = {port}\ntps = 1000000\nbinds = {binds}\nwindow = {window}\n"
+        )
+        Path(d, "engine.toml").write_text(toml)
+        cfg = config.load(Path(d, "engine.toml"))
+        store = Store.open(cfg.resolve(cfg.store.path), map_size=1 << 30)
+        store.enqueue(
+            "bench",
+            (
+                NewMessage(to=f"+7916{i:07d}", text=TEXT, sender="Shop", ext_id=str(i), route="sim")
+                for i in range(n)
+            ),
+            now=time.time(),
+        )
+        cpus = set(range(os.cpu_count() or 1))
+        cpu0 = _children_cpu()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "run", "--config", "engine.toml", "--until-drained"],
+            cwd=d,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
+        series: list[tuple[float, int, int]] = []
+        t0 = time.perf_counter()
+        first = None
+        while proc.poll() is None:
+            states = store.counts().states
+            moved = n - states["queued"]
+            if moved and first is None:
+                first = time.perf_counter()
+            series.append((round(time.perf_counter() - t0, 2), moved, states["delivered"]))
+            time.sleep(0.05)
+        end = time.perf_counter()
+        delivered = store.counts().states["delivered"]
+        store.close()
+        cpu = _children_cpu() - cpu0
+    elapsed = end - (first or t0)
+    return {
+        "messages": n,
+        "delivered": delivered,
+        "processes": processes,
+        "seconds": round(elapsed, 3),
+        "messages_per_s": round(n / elapsed),
+        "receipts_per_s": round(delivered / elapsed),
+        "submits_per_s": round(n / elapsed),
+        "cpu_s_per_10k": round(cpu / n * 10_000, 3),
+        "latency_ms_p50": 0.0,
+        "latency_ms_p99": 0.0,
+        "series": series,
+    }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_smpplib(port: int, n: int) -> dict[str, object]:
     """smpplib's blocking client: bind, submit with registered_delivery, read receipts."""
     import smpplib.client
@@ -177,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-messages", type=int, default=3_000)
     parser.add_argument("--binds", type=int, default=2)
     parser.add_argument("--window", type=int, default=256)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="run `volley run` with [engine] processes = N (any CPU) instead of in this process",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the results here as JSON")
     parser.add_argument("--chart", metavar="FILE.png", help="draw throughput over time")
     args = parser.parse_args(argv)
@@ -185,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _pin(1)
         baseline = run_smpplib(port, args.baseline_messages)
-        volley = run_engine(port, args.messages, args.binds, args.window)
+        if args.processes:
+            volley = run_processes(port, args.messages, args.binds, args.window, args.processes)
+        else:
+            volley = run_engine(port, args.messages, args.binds, args.window)
     finally:
         sim.terminate()
         sim.communicate(timeout=10)
@@ -202,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         f"smpplib  {baseline['messages']:>7,} messages in {baseline['seconds']:>6.2f} s = "
         f"{baseline['messages_per_s']:>7,} msg/s\n"
         f"ratio    {result['ratio']}x smpplib   CPU {v['cpu_s_per_10k']} s per 10k messages   "
-        f"submit->response p50 {v['latency_ms_p50']} ms, p99 {v['latency_ms_p99']} ms"
+        + (
+            f"submit->response p50 {v['latency_ms_p50']} ms, p99 {v['latency_ms_p99']} ms"
+            if not args.processes
+            else f"{args.processes} engine process(es) (latency is measured in-process only)"
+        )
     )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

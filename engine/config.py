@@ -38,6 +38,11 @@ class ControlConfig(Base):
     socket: str = "var/volley.sock"
 
 
+class EngineConfig(Base):
+    # engine processes sharing the store, each with its share of every operator's binds
+    processes: Annotated[int, Meta(ge=1, le=64)] = 1
+
+
 class DefaultsConfig(Base):
     sender: str = "Volley"
     region: str = "RU"
@@ -152,6 +157,7 @@ class StopConfig(Base):
 class Config(Base):
     store: StoreConfig = StoreConfig()
     control: ControlConfig = ControlConfig()
+    engine: EngineConfig = EngineConfig()
     defaults: DefaultsConfig = DefaultsConfig()
     operators: list[OperatorConfig] = []
     windows: dict[str, WindowConfig] = {}
@@ -218,9 +224,15 @@ def _toml_words(message: str) -> str:
 
 def _check_semantics(cfg: Config) -> None:
     names = [op.name for op in cfg.operators]
+    processes = cfg.engine.processes
     for i, op in enumerate(cfg.operators):
         if names.count(op.name) > 1:
             raise ConfigError(f"operators[{i}].name: duplicate operator name {op.name!r}")
+        if op.binds < processes:
+            raise ConfigError(
+                f"operators[{i}].binds: {op.binds} is fewer than engine.processes = {processes} "
+                "(every engine process holds at least one bind of every operator)"
+            )
         for j, other in enumerate(op.failover):
             if other not in names:
                 raise ConfigError(

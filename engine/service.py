@@ -78,7 +78,10 @@ class Operator:
     def __init__(self, cfg: OperatorConfig, engine: Engine) -> None:
         self.cfg = cfg
         self.name = cfg.name
-        self.pacer = Pacer(cfg.tps)
+        index, processes = engine.part
+        mine = [i for i in range(cfg.binds) if i % processes == index]
+        self.share = len(mine) / cfg.binds  # of the operator's TPS, with this many binds
+        self.pacer = Pacer(cfg.tps * self.share)
         self.capacity = max(64, min(4 * CLAIM_BATCH, cfg.window * cfg.binds * 2))
         self.jobs_in, self.jobs = trio.open_memory_channel[Job](self.capacity)
         self.builder = SubmitBuilder(cfg, max_parts=engine.cfg.defaults.max_parts)
@@ -86,7 +89,7 @@ class Operator:
         password = password_for(cfg, os.environ.get)
         tls = tls_context(cfg, engine.cfg) if cfg.tls else None
         self.binds: list[Bind] = []
-        for i in range(cfg.binds):
+        for i in mine:
             common = {
                 "outcomes": engine.outcomes_in,
                 "pacer": self.pacer,
@@ -129,9 +132,11 @@ class Engine:
         *,
         wall: Callable[[], float] = time.time,
         control: Path | None = None,
+        part: tuple[int, int] = (0, 1),
     ) -> None:
         self.cfg = cfg
         self.control = control  # serve the control socket here
+        self.part = part  # (this process's index, engine processes): its share of the binds
         self.store = store
         self.outcomes_in, self.outcomes = trio.open_memory_channel[Report](8192)
         self.operators = {op.name: Operator(op, self) for op in cfg.operators}
@@ -148,6 +153,7 @@ class Engine:
         self._stopped_now: set[str] = set()  # STOPs received in this run, before commit
         self._stop_exempt = {"transactional"} if cfg.stop.transactional_exempt else set()
         self._stopping = False
+        self._claiming = 0  # claims under way on the writer thread
         self._nursery: trio.Nursery | None = None
         self.stopped = trio.Event()
         self.receipt_timeout = seconds(cfg.defaults.receipt_timeout)
@@ -215,16 +221,32 @@ class Engine:
         self._event("stopping: draining in-flight responses, then unbinding")
         for op in self.operators.values():
             op.stop()
-        with trio.move_on_after(grace):
+        with trio.move_on_after(grace) as waited:
             while not all(b.stats.state in ("stopped", "failed") for b in self._all_binds()):  # noqa: ASYNC110
                 await trio.sleep(0.05)
+        if waited.cancelled_caught:
+            busy = [b.name for b in self._all_binds() if b.stats.state not in ("stopped", "failed")]
+            log.error("stopping: binds %s still draining after %gs", ", ".join(busy), grace)
         for op in self.operators.values():
             self._give_back_queued(op)
-        with trio.move_on_after(grace):
-            while self._ops or self._writing:  # noqa: ASYNC110
+        with trio.move_on_after(grace) as waited:
+            while self._ops or self._writing or self._claiming or self._unread():  # noqa: ASYNC110
                 await trio.sleep(0.01)
+        if waited.cancelled_caught:
+            log.error(
+                "stopping: gave up waiting after %gs (ops %d, writing %s, claiming %d, unread %d)",
+                grace,
+                len(self._ops),
+                self._writing,
+                self._claiming,
+                self._unread(),
+            )
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    def _unread(self) -> int:
+        """Outcomes the binds reported that the outcome loop has not turned into ops yet."""
+        return self.outcomes_in.statistics().current_buffer_used
 
     def _give_back_queued(self, op: Operator) -> None:
         while True:
@@ -288,10 +310,17 @@ class Engine:
                 continue
             claimed = 0
             for route in routes:
-                msgs = await self.db(self.store.claim, route, free - claimed, self.now())
+                self._claiming += 1
+                try:
+                    msgs = await self.db(self.store.claim, route, free - claimed, self.now())
+                finally:
+                    self._claiming -= 1
                 claimed += len(msgs)
                 for msg in msgs:
-                    self._hand_over(operator, route, msg)
+                    if self._stopping:  # claimed while stop() gave back the rest
+                        self.submit_op(st.Requeue(id=msg.id, due=0.0, reason="engine stopped"))
+                    else:
+                        self._hand_over(operator, route, msg)
             if claimed:
                 self.totals["claimed"] += claimed
                 idle = 0.05
@@ -603,7 +632,8 @@ class Engine:
                 self._find_bind(name).reset()
                 return f"bind {name}: reconnecting"
             case cp.SetTps(operator=name, tps=tps):
-                self._find_operator(name).pacer.set_tps(tps)
+                operator = self._find_operator(name)
+                operator.pacer.set_tps(tps * operator.share)
                 return f"operator {name}: tps set to {tps:g}"
             case cp.StopNumber(number=raw, reason=reason):
                 from engine.ingest import BadField, Validator

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import signal
 import sys
 from functools import partial
@@ -25,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    # one of [engine] processes, started by the supervisor (engine/supervisor.py)
+    parser.add_argument("--worker", metavar="I/N", help=argparse.SUPPRESS)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -40,12 +44,14 @@ class _JsonFormatter(logging.Formatter):
         )
 
 
-def setup_logging(as_json: bool) -> None:
+def setup_logging(as_json: bool, tag: str = "") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if as_json:
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s")
+        )
     root = logging.getLogger("volley")
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
@@ -61,34 +67,46 @@ def main(args: argparse.Namespace) -> int:
     from engine.store.setup import open_store
 
     cfg = config.load(args.config)
-    setup_logging(args.log_json)
+    part = _part(args.worker, cfg.engine.processes)
+    setup_logging(args.log_json, f"[{part[0]}]" if args.worker else "")
     if not cfg.operators:
         print("volley run: no [[operators]] in the config", file=sys.stderr)
         return 2
     control = cfg.resolve(cfg.control.socket)
+    if args.worker:
+        from engine.supervisor import owner_tag, worker_socket
+
+        control = worker_socket(control, part[0])
     try:
         claim_path(control)
-        store = open_store(cfg)
+        store = open_store(cfg, recover=not args.worker)
     except (StoreError, ControlError) as exc:
         print(f"volley run: {exc}", file=sys.stderr)
         return 1
+    if args.worker:
+        store.owner = owner_tag(part[0])
     if getattr(store, "recovered", 0):
         logging.getLogger("volley").info(
             "recovered %d message(s) in flight at the last stop (%s)",
             store.recovered,
             cfg.store.on_crash_inflight,
         )
+    if cfg.engine.processes > 1 and not args.worker:
+        store.close()
+        return _supervise(cfg, args, control)
     code = 0
 
     async def amain() -> None:
         nonlocal code
-        engine = Engine(cfg, store, control=control)
+        engine = Engine(cfg, store, control=control, part=part)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(engine.run, until_drained=args.until_drained))
                 nursery.start_soon(_signals, signals, engine, nursery)
+                if args.worker:
+                    nursery.start_soon(_orphaned, os.getppid(), engine)
                 if args.until_drained and sys.stderr.isatty() and not args.quiet:
-                    nursery.start_soon(_progress, engine)
+                    nursery.start_soon(_progress, engine.totals)
                 if args.timeout:
                     with trio.move_on_after(args.timeout):
                         await engine.stopped.wait()
@@ -106,6 +124,69 @@ def main(args: argparse.Namespace) -> int:
     return code
 
 
+def _part(worker: str | None, processes: int) -> tuple[int, int]:
+    """``--worker I/N``: this process's index among the engine's N processes."""
+    if not worker:
+        return 0, 1
+    index, _, n = worker.partition("/")
+    if not (index.isdigit() and n.isdigit() and int(index) < int(n) == processes):
+        from engine.cli import UsageError
+
+        raise UsageError(f"--worker {worker}: expected I/N with I < N = [engine] processes")
+    return int(index), int(n)
+
+
+def _supervise(cfg, args: argparse.Namespace, control) -> int:
+    """[engine] processes > 1: start them and speak for them (engine/supervisor.py)."""
+    import trio
+
+    from engine.supervisor import Supervisor
+
+    flags = ["--quiet"]
+    flags += ["--until-drained"] if args.until_drained else []
+    flags += ["--log-json"] if args.log_json else []
+    supervisor = Supervisor(cfg, args.config, control, flags)
+    code = 0
+
+    async def amain() -> None:
+        nonlocal code
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_forward, signals, supervisor)
+                if args.until_drained and sys.stderr.isatty() and not args.quiet:
+                    nursery.start_soon(_progress, None, supervisor)
+                with trio.move_on_after(args.timeout or math.inf) as timer:
+                    code = await supervisor.run()
+                if timer.cancelled_caught:
+                    logging.getLogger("volley").error("--timeout: not drained, stopping")
+                    supervisor.signal_all()
+                    await supervisor.wait_exited()
+                    code = 1
+                nursery.cancel_scope.cancel()
+
+    trio.run(amain)
+    return code
+
+
+async def _forward(signals, supervisor) -> None:
+    count = 0
+    async for _ in signals:
+        count += 1
+        what = "stop taking work, drain, unbind" if count == 1 else "exiting now"
+        logging.getLogger("volley").info("signal: every engine process: %s", what)
+        supervisor.signal_all(signal.SIGTERM)
+
+
+async def _orphaned(parent: int, engine) -> None:
+    """An engine process whose supervisor went away (kill -9) stops gracefully."""
+    import trio
+
+    while os.getppid() == parent:  # noqa: ASYNC110 (no event tells a process its parent died)
+        await trio.sleep(0.5)
+    logging.getLogger("volley").error("the supervisor went away: stopping")
+    await engine.stop()
+
+
 async def _signals(signals, engine, nursery) -> None:
     count = 0
     async for _ in signals:
@@ -118,16 +199,26 @@ async def _signals(signals, engine, nursery) -> None:
             nursery.cancel_scope.cancel()
 
 
-async def _progress(engine) -> None:
+async def _progress(totals: dict[str, int] | None, supervisor=None) -> None:
+    """Sent, receipts, failed: the engine's totals, or every engine process's summed."""
     import trio
     from rich.console import Console
     from rich.progress import Progress
+
+    from engine.control.client import ControlUnavailable
 
     # on stderr, with the log lines (stdout may be a pipe)
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("sending", total=None)
         while True:
-            t = engine.totals
+            t = totals or {}
+            if supervisor is not None:
+                try:
+                    t = (await supervisor.snapshot()).totals
+                except ControlUnavailable:
+                    await trio.sleep(0.5)
+                    continue
+            t = {k: t.get(k, 0) for k in ("submitted", "receipts", "failed")}
             bar.update(
                 task,
                 completed=t["submitted"],

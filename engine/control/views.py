@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from engine.config import Config
 from engine.control import protocol as p
@@ -96,3 +99,59 @@ def store_snapshot(cfg: Config, now: float | None = None) -> p.Snapshot:
     finally:
         store.close()
     return p.Snapshot(at=now, live=False, windows=windows, **fields)
+
+
+def merge_snapshots(snaps: list[p.Snapshot], *, pid: int) -> p.Snapshot:
+    """One engine's view of several engine processes on one store.
+
+    What the store knows comes from the newest snapshot; operators are summed
+    by name (rates, limits, throttles; up if any process has it up, paused if
+    every one has it paused), binds listed together, meters and counters summed,
+    events interleaved by time.
+    """
+    newest = max(snaps, key=lambda s: s.at)
+    operators: dict[str, p.OperatorView] = {}
+    for snap in snaps:
+        for op in snap.operators:
+            seen = operators.get(op.name)
+            operators[op.name] = op if seen is None else _sum_operator(seen, op)
+    errors: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
+    rates: Counter[str] = Counter()
+    for snap in snaps:
+        errors.update(dict(snap.top_errors))
+        totals.update(snap.totals)
+        rates.update(snap.rates)
+    return msgspec.structs.replace(
+        newest,
+        pid=pid,
+        operators=list(operators.values()),
+        binds=sorted((b for s in snaps for b in s.binds), key=lambda b: (b.operator, b.name)),
+        top_errors=errors.most_common(10),
+        rates=dict(rates),
+        totals=dict(totals),
+        history=_sum_aligned([s.history for s in snaps]),
+        events=sorted(e for s in snaps for e in s.events)[-50:],
+    )
+
+
+def _sum_operator(a: p.OperatorView, b: p.OperatorView) -> p.OperatorView:
+    return p.OperatorView(
+        name=a.name,
+        up=a.up or b.up,
+        paused=a.paused and b.paused,
+        tps_now=a.tps_now + b.tps_now,
+        tps_limit=a.tps_limit + b.tps_limit,
+        tps_configured=a.tps_configured + b.tps_configured,
+        throttles=a.throttles + b.throttles,
+    )
+
+
+def _sum_aligned(series: list[list[float]]) -> list[float]:
+    """Per-second series ending now, of different lengths: summed from their ends."""
+    longest = max((len(s) for s in series), default=0)
+    out = [0.0] * longest
+    for s in series:
+        for i, v in enumerate(s, longest - len(s)):
+            out[i] += v
+    return out

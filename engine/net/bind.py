@@ -10,7 +10,6 @@ commit (so a crash before the commit makes the SMSC resend).
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import random
 import socket
@@ -323,10 +322,20 @@ class Bind:
         return self._session.receive_data(data)
 
     async def _flush(self) -> None:
+        """Write what the session has queued, whole: a stop or a reset never cuts a PDU.
+
+        The write is shielded from cancellation (bounded by the response
+        timeout): data taken from the session must reach the socket, or the
+        SMSC would never answer what the window counts as sent.
+        """
         async with self._write_lock:
             data = self._session.data_to_send()
             if data:
-                await self._stream.send_all(data)
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + self._timeout
+                    await self._stream.send_all(data)
+                if scope.cancelled_caught:
+                    raise _Reset(f"the SMSC has not read for {self._timeout:g}s")
 
     # -- tasks -----------------------------------------------------------
 
@@ -507,8 +516,12 @@ class Bind:
     async def flush(self) -> None:
         """Send what is queued, if the link is still there."""
         if self._stream is not None:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            try:
                 await self._flush()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass  # the connection's own tasks see it too and reconnect
+            except _Reset:
+                self.reset()
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from engine.sched.prune import PrunePolicy
 from engine.store.store import Store
 
 
-def open_store(cfg: Config, *, readonly: bool = False) -> Store:
+def open_store(cfg: Config, *, readonly: bool = False, recover: bool = True) -> Store:
     store = Store.open(
         cfg.resolve(cfg.store.path),
         readonly=readonly,
@@ -16,6 +16,7 @@ def open_store(cfg: Config, *, readonly: bool = False) -> Store:
         map_size=cfg.store.map_size_mb << 20,
         max_map_size=cfg.store.max_map_size_mb << 20,
         sync=cfg.store.sync,
+        recover=recover,
     )
     store.prune_policy = PrunePolicy(cfg)
     store.history_limit = cfg.prune.history

@@ -250,6 +250,9 @@ class Store:
         self.cap_policy: CapPolicy | None = None
         self.stop_exempt_kinds: frozenset[str] = frozenset()
         self.history_limit = 20
+        self.on_crash_inflight = "resend"
+        self.recovered = 0
+        self.owner = b""  # tags this process's claims in "inflight" (one per engine process)
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _NAMES}
 
     # -- opening ------------------------------------------------------------
@@ -264,7 +267,13 @@ class Store:
         map_size: int = 256 << 20,
         max_map_size: int = 64 << 30,
         sync: bool = True,
+        recover: bool = True,
     ) -> Store:
+        """Open (or create) the store; ``recover``: put back what a crash left in flight.
+
+        Only the first process of an engine opens with ``recover``: another
+        engine process's in-flight messages are not a crash's.
+        """
         p = Path(path)
         if readonly and not (p / "data.mdb").exists():
             raise StoreError(f"{p}: no store here yet")
@@ -290,8 +299,10 @@ class Store:
             env.close()
             raise StoreError(f"{p}: not a Volley store or from another version: {exc}") from None
         store._check_schema()
-        if not readonly:
-            store._recover(on_crash_inflight)
+        store.on_crash_inflight = on_crash_inflight
+        if not readonly and recover:
+            store._drop_unfinished_loads()
+            store.recovered = store.recover_inflight()
         return store
 
     def close(self) -> None:
@@ -357,13 +368,21 @@ class Store:
 
     # -- crash recovery -----------------------------------------------------
 
-    def _recover(self, policy: str) -> None:
-        self._drop_unfinished_loads()
+    def recover_inflight(self, owner: bytes | None = None) -> int:
+        """Messages left in flight by a crash go back to the queue at their place
+        (``on_crash_inflight = "resend"``) or end ``unknown`` ("hold").
+
+        ``owner``: only those claimed by that engine process (its :attr:`owner`
+        tag), when the others are still running; ``None``: all of them.
+        """
+        policy = self.on_crash_inflight
 
         def recover(tx: _Tx) -> int:
             n = 0
-            keys = list(tx.txn.cursor(db=self._db["inflight"]).iternext(values=False))
-            for key in keys:
+            entries = list(tx.txn.cursor(db=self._db["inflight"]))
+            for key, tag in entries:
+                if owner is not None and tag != owner:
+                    continue
                 msg = tx.get(_U64.unpack(key)[0])
                 if msg is None:
                     tx.txn.delete(key, db=self._db["inflight"])
@@ -375,7 +394,7 @@ class Store:
                 n += 1
             return n
 
-        self.recovered = self._write(recover)
+        return self._write(recover)
 
     def _drop_unfinished_loads(self) -> None:
         def loads(txn: lmdb.Transaction) -> list[tuple[str, int]]:
@@ -637,7 +656,7 @@ class Store:
         msgs, ready, inflight = self._db["msgs"], self._db["ready"], self._db["inflight"]
         decode, encode = self._c.msg.decode, self._c.enc.encode
         dead, stopped = tx.barring()
-        caps = self.cap_policy
+        caps, owner = self.cap_policy, self.owner
         start = len(prefix)
         for key in keys:
             idkey = key[start:]
@@ -650,7 +669,7 @@ class Store:
             if caps is not None and caps.capped(msg.kind) and not self._within_cap(tx, msg, now):
                 continue
             delete(key, db=ready)
-            put(idkey, b"", db=inflight)
+            put(idkey, owner, db=inflight)
             tx.moved(msg, r.INFLIGHT)
             msg.state = r.INFLIGHT
             msg.updated = now

@@ -134,3 +134,19 @@ def test_on_a_terminal_run_until_drained_shows_progress(tmp_path, on_terminal):
     assert code == 0
     assert "sent " in shown and "receipts " in shown  # the progress line, redrawn
     assert "drained" in shown  # the log lines still come through
+
+
+def test_sigterm_while_sending_at_full_speed_leaves_nothing_in_flight(tmp_path):
+    """A stop never cuts a write: what the window counts as sent reached the SMSC."""
+    n = 3000
+    with campaign(tmp_path, n, 600) as cfg:
+        rng = random.Random(5)
+        for _ in range(5):
+            run = volley("run", "--config", str(cfg), stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.5, 1.0))
+            run.send_signal(signal.SIGTERM)
+            assert run.wait(timeout=20) == 0
+            assert status(cfg)["inflight"] == 0
+        final = volley("run", "--config", str(cfg), "--until-drained", "--timeout", "60")
+        assert final.wait(timeout=90) == 0
+        assert status(cfg)["delivered"] == n
