@@ -70,3 +70,32 @@ async def test_live_then_gone_then_back(tmp_path):
         for proc in (engine, smsc):
             proc.terminate()
             proc.wait()
+
+
+async def test_two_engine_processes_show_as_one_engine(tmp_path):
+    port = free_port()
+    path = tmp_path / "engine.toml"
+    path.write_text(
+        f'[store]\npath = "db"\n[control]\nsocket = "v.sock"\n[engine]\nprocesses = 2\n'
+        f'[[operators]]\nname = "local"\nport = {port}\npassword = "x"\ntps = 20\nbinds = 2\n'
+    )
+    batch = tmp_path / "b.jsonl"
+    batch.write_text(
+        "".join(json.dumps({"to": f"+7916{i:07d}", "text": f"hi {i}"}) + "\n" for i in range(500))
+    )
+    assert volley("enqueue", str(batch), "--config", str(path), "--batch", "b").wait() == 0
+    smsc = volley("smsc", "--port", str(port))
+    engine = volley("run", "--config", str(path))
+    app = VolleyApp(ControlSource(config.load(path), interval=0.1, retry=0.1))
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: app.snapshot and len(app.snapshot.binds) == 2)
+            await until(pilot, lambda: all(b.state == "bound" for b in app.snapshot.binds))
+            assert [b.name for b in app.snapshot.binds] == ["local#0", "local#1"]
+            await pilot.press("p")  # pause the selected bind's operator: in both processes
+            await until(pilot, lambda: all(b.paused for b in app.snapshot.binds))
+            assert app.snapshot.operators[0].paused
+    finally:
+        for proc in (engine, smsc):
+            proc.terminate()
+            proc.wait()
