@@ -78,8 +78,14 @@ class Supervisor:
             code = await proc.wait()
             self._procs[index] = None
             self.codes[index] = code
-            if code >= 0 or self.stopping:
+            if code == 0 or self.stopping:
                 log.info("engine process %d/%d exited with %d", index, self.n, code)
+                return
+            if code > 0:  # it gave up by itself (its log says why): the rest stop too
+                log.error(
+                    "engine process %d/%d failed (exit %d): stopping all", index, self.n, code
+                )
+                self.signal_all()
                 return
             name = signal.Signals(-code).name
             if self.restarts >= MAX_RESTARTS:
