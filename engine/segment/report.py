@@ -19,7 +19,7 @@ def render(report: Report, dry_run: bool) -> str:
     if report.removal_list:
         lines += ["", f"listed for removal written to {report.removal_list}"]
     total = sum(s.total_parts for s in report.segments)
-    lines += ["", f"total: {total:,} SMS parts"]
+    lines += ["", f"total: {_n(total, 'SMS part')}"]
     return "\n".join(lines)
 
 
@@ -33,12 +33,12 @@ def _segment(seg: SegmentResult, dry_run: bool) -> list[str]:
         "  parts: "
         + (
             ", ".join(
-                f"{enc} {seg.messages[enc]:,} messages / {seg.parts[enc]:,} parts"
+                f"{enc} {_n(seg.messages[enc], 'message')} / {_n(seg.parts[enc], 'part')}"
                 for enc in sorted(seg.messages)
             )
             or "none"
         )
-        + f"; total {seg.total_parts:,} parts",
+        + f"; total {_n(seg.total_parts, 'part')}",
     ]
     lines += [f"  sample: {s}" for s in seg.samples]
     if seg.error:
@@ -55,3 +55,7 @@ def _segment(seg: SegmentResult, dry_run: bool) -> list[str]:
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
