@@ -51,6 +51,7 @@ from engine.smpp import encoding, receipts
 from engine.submit import SubmitBuilder
 
 log = logging.getLogger("volley.engine")
+_Receipt = tuple[int, Inbound, st.RecordReceipt, float | None]
 
 CLAIM_BATCH = 512
 HOLD_RECEIPTS = 10_000
@@ -146,6 +147,7 @@ class Engine:
         self._db_limiter = trio.CapacityLimiter(1)
         self._ops: list[st.Op] = []
         self._after: list[Callable[[list[st.Result]], None]] = []
+        self._receipts: list[_Receipt] = []  # in this commit: (op index, inbound, op, held since)
         self._ops_ready = trio.Event()
         self._writing = False  # a commit is under way on the writer thread
         self._held: deque[tuple[float, Inbound, st.RecordReceipt]] = deque()
@@ -279,6 +281,7 @@ class Engine:
             self._ops_ready = trio.Event()
             ops, self._ops = self._ops, []
             after, self._after = self._after, []
+            receipts, self._receipts = self._receipts, []
             if not ops and not after:
                 continue
             self._writing = True
@@ -288,10 +291,11 @@ class Engine:
                 self._writing = False
             for fn in after:
                 fn(results)
+            self._settle(receipts, results)
             binds, self._to_flush = self._to_flush, set()
             for bind in binds:
                 await bind.flush()
-            if any(isinstance(op, st.MarkSent) for op in ops) and self._held:
+            if self._held and any(isinstance(op, st.MarkSent) for op in ops):
                 self._retry_held()
 
     def after_commit(self, fn: Callable[[list[st.Result]], None]) -> None:
@@ -464,18 +468,18 @@ class Engine:
         self, inb: Inbound, op: st.RecordReceipt, since: float | None = None
     ) -> None:
         """Commit a receipt; an unmatched one is held (since its first try) and retried."""
-        index = len(self._ops)
+        self._receipts.append((len(self._ops), inb, op, since))
         self.submit_op(op)
 
-        def done(results: list[st.Result]) -> None:
+    def _settle(self, receipts: list[_Receipt], results: list[st.Result]) -> None:
+        """After their commit: acknowledge the receipts, or hold those that matched nothing."""
+        for index, inb, op, since in receipts:
             result = results[index] if index < len(results) else None
             unmatched = result is not None and result.detail == "unmatched" and op.hold
             if unmatched and len(self._held) < HOLD_RECEIPTS:
                 self._held.append((self.now() if since is None else since, inb, op))
             else:
                 self._ack(inb)
-
-        self._after.append(done)
 
     def _retry_held(self) -> None:
         now, held = self.now(), self._held

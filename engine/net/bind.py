@@ -329,11 +329,14 @@ class Bind:
         SMSC would never answer what the window counts as sent.
         """
         async with self._write_lock:
+            stream = self._stream  # the connection may have ended while this waited
+            if stream is None:
+                raise trio.ClosedResourceError("the connection is closed")
             data = self._session.data_to_send()
             if data:
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + self._timeout
-                    await self._stream.send_all(data)
+                    await stream.send_all(data)
                 if scope.cancelled_caught:
                     raise _Reset(f"the SMSC has not read for {self._timeout:g}s")
 

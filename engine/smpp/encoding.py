@@ -83,6 +83,8 @@ class EncodingError(ValueError):
 
 
 def fits_gsm(text: str) -> bool:
+    if text.isascii() and text.isprintable():  # all of printable ASCII but the backtick
+        return "`" not in text
     return not text.translate(_FITS)
 
 

@@ -142,10 +142,11 @@ def test_sigterm_while_sending_at_full_speed_leaves_nothing_in_flight(tmp_path):
     with campaign(tmp_path, n, 600) as cfg:
         rng = random.Random(5)
         for _ in range(5):
-            run = volley("run", "--config", str(cfg), stderr=subprocess.DEVNULL)
+            run = volley("run", "--config", str(cfg), stderr=subprocess.PIPE, text=True)
             time.sleep(rng.uniform(0.5, 1.0))
             run.send_signal(signal.SIGTERM)
-            assert run.wait(timeout=20) == 0
+            _, err = run.communicate(timeout=20)
+            assert run.returncode == 0, err[-3000:]
             assert status(cfg)["inflight"] == 0
         final = volley("run", "--config", str(cfg), "--until-drained", "--timeout", "60")
         assert final.wait(timeout=90) == 0
