@@ -36,6 +36,7 @@ from engine.store.setup import open_store
 log = logging.getLogger("volley.supervisor")
 
 MAX_RESTARTS = 5
+SUPERVISOR_PID = "VOLLEY_SUPERVISOR_PID"  # in each engine process's environment
 
 
 def worker_socket(control: Path, index: int) -> Path:
@@ -72,7 +73,8 @@ class Supervisor:
         """Run engine process ``index``; after a crash, recover its claims and start it again."""
         while True:
             argv = [*self._argv, "--worker", f"{index}/{self.n}"]
-            proc = await trio.lowlevel.open_process(argv, start_new_session=True)
+            env = {**os.environ, SUPERVISOR_PID: str(os.getpid())}
+            proc = await trio.lowlevel.open_process(argv, start_new_session=True, env=env)
             self._procs[index] = proc
             log.info("engine process %d/%d started (pid %d)", index, self.n, proc.pid)
             code = await proc.wait()
@@ -102,6 +104,8 @@ class Supervisor:
                 "put back" if self.cfg.store.on_crash_inflight == "resend" else "held as unknown",
             )
             await trio.sleep(min(30.0, 2.0 ** (self.restarts - 1)))
+            if self.stopping:
+                return
 
     def _recover(self, index: int) -> int:
         store = open_store(self.cfg, recover=False)

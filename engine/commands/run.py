@@ -104,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
                 await nursery.start(partial(engine.run, until_drained=args.until_drained))
                 nursery.start_soon(_signals, signals, engine, nursery)
                 if args.worker:
-                    nursery.start_soon(_orphaned, os.getppid(), engine)
+                    nursery.start_soon(_orphaned, engine)
                 if args.until_drained and sys.stderr.isatty() and not args.quiet:
                     nursery.start_soon(_progress, engine.totals)
                 if args.timeout:
@@ -177,10 +177,13 @@ async def _forward(signals, supervisor) -> None:
         supervisor.signal_all(signal.SIGTERM)
 
 
-async def _orphaned(parent: int, engine) -> None:
+async def _orphaned(engine) -> None:
     """An engine process whose supervisor went away (kill -9) stops gracefully."""
     import trio
 
+    from engine.supervisor import SUPERVISOR_PID
+
+    parent = int(os.environ.get(SUPERVISOR_PID, os.getppid()))
     while os.getppid() == parent:  # noqa: ASYNC110 (no event tells a process its parent died)
         await trio.sleep(0.5)
     logging.getLogger("volley").error("the supervisor went away: stopping")
