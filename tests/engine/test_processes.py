@@ -201,3 +201,11 @@ def test_merged_snapshots_sum_meters_and_list_every_bind():
     assert merged.history == [1.0, 5.0]
     assert merged.states == {"queued": 2}  # the store's view: the newest
     assert merged.events == ["12:00:01 from a#0", "12:00:02 from a#1"]
+
+
+def test_on_a_terminal_the_supervisor_shows_every_processs_progress(tmp_path, on_terminal):
+    with campaign(tmp_path, 1000, 400) as (cfg, _):
+        code, _, shown = on_terminal("run", "--until-drained", "--config", str(cfg))
+    assert code == 0
+    assert "sent " in shown and "receipts " in shown  # the summed progress line, redrawn
+    assert "engine process 1/2 exited with 0" in shown
