@@ -26,7 +26,7 @@ import lmdb
 import msgspec
 
 from engine import config, ingest
-from engine.store import MarkSent, NewMessage, RecordReceipt, Store
+from engine.store import MarkSent, Message, NewMessage, RecordReceipt, Store
 
 STOPPED = 10_000
 DEAD = 100
@@ -64,6 +64,25 @@ def bench_enqueue(n: int) -> float:
     return n / elapsed
 
 
+def _sent(claimed: list[Message], now: float) -> list[MarkSent]:
+    return [MarkSent(id=m.id, smsc_ids=[f"{m.id:x}"], at=now) for m in claimed]
+
+
+def _delivered(claimed: list[Message], now: float) -> list[RecordReceipt]:
+    return [
+        RecordReceipt(
+            candidates=(f"{m.id:x}",),
+            state="delivered",
+            final=True,
+            stat="DELIVRD",
+            err=0,
+            network_error=None,
+            at=now,
+        )
+        for m in claimed
+    ]
+
+
 def bench_cycle(n: int, batch: int) -> float:
     with tempfile.TemporaryDirectory() as d:
         store = Store.open(d, map_size=1 << 30)
@@ -79,21 +98,8 @@ def bench_cycle(n: int, batch: int) -> float:
             claimed = store.claim("op", batch, now)
             if not claimed:
                 break
-            store.apply([MarkSent(id=m.id, smsc_ids=[f"{m.id:x}"], at=now) for m in claimed])
-            store.apply(
-                [
-                    RecordReceipt(
-                        candidates=(f"{m.id:x}",),
-                        state="delivered",
-                        final=True,
-                        stat="DELIVRD",
-                        err=0,
-                        network_error=None,
-                        at=now,
-                    )
-                    for m in claimed
-                ]
-            )
+            store.apply(_sent(claimed, now))
+            store.apply(_delivered(claimed, now))
             done += len(claimed)
         elapsed = time.perf_counter() - t0
         assert store.counts().states["delivered"] == n
@@ -113,25 +119,13 @@ def bench_phases(n: int, batch: int) -> dict[str, float]:
             spent["claim"] += time.perf_counter() - t0
             if not claimed:
                 break
-            sent = [MarkSent(id=m.id, smsc_ids=[f"{m.id:x}"], at=now) for m in claimed]
-            t0 = time.perf_counter()
-            store.apply(sent)
-            spent["mark sent"] += time.perf_counter() - t0
-            got = [
-                RecordReceipt(
-                    candidates=(f"{m.id:x}",),
-                    state="delivered",
-                    final=True,
-                    stat="DELIVRD",
-                    err=0,
-                    network_error=None,
-                    at=now,
-                )
-                for m in claimed
-            ]
-            t0 = time.perf_counter()
-            store.apply(got)
-            spent["receipt"] += time.perf_counter() - t0
+            for step, ops in (
+                ("mark sent", _sent(claimed, now)),
+                ("receipt", _delivered(claimed, now)),
+            ):
+                t0 = time.perf_counter()
+                store.apply(ops)
+                spent[step] += time.perf_counter() - t0
         store.close()
     return {step: round(t / n * 1e6, 2) for step, t in spent.items()}
 

@@ -39,13 +39,16 @@ def volley(*args: str, **kw) -> subprocess.Popen:
 
 
 @contextlib.contextmanager
-def campaign(tmp_path, n: int, tps: int, *smsc_args: str):
-    """A simulator process and a config with ``n`` messages enqueued; yields the config path."""
+def campaign(tmp_path, n: int, tps: int, *smsc_args: str, tables: str = "", binds: int = 1):
+    """A simulator process and a config with ``n`` messages enqueued; yields the config path.
+
+    ``tables``: more of engine.toml, before the operator's table."""
     port = free_port()
     cfg = tmp_path / "engine.toml"
     cfg.write_text(
-        f'[store]\npath = "db"\n[[operators]]\nname = "local"\nport = {port}\n'
+        f'[store]\npath = "db"\n{tables}[[operators]]\nname = "local"\nport = {port}\n'
         f'password = "x"\ntps = {tps}\nwindow = {WINDOW}\nreconnect_min = "0.05s"\n'
+        f"binds = {binds}\n"
     )
     batch = tmp_path / "batch.jsonl"
     batch.write_text(

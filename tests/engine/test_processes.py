@@ -15,42 +15,21 @@ from engine.control import protocol as cp
 from engine.control.client import Client
 from engine.control.views import merge_snapshots
 from engine.store import MarkSent, NewMessage, Store
-from tests.engine.test_crash_run import free_port, status, volley, wait_port
+from tests.engine import test_crash_run as crash_run
+from tests.engine.test_crash_run import WINDOW, status, volley
 
 pytestmark = pytest.mark.slow
-
-WINDOW = 16
 
 
 @contextlib.contextmanager
 def campaign(tmp_path, n: int, tps: int, *smsc_args: str):
-    """A simulator recording the wire, two engine processes' config, ``n`` messages queued."""
-    port = free_port()
-    cfg = tmp_path / "engine.toml"
-    cfg.write_text(
-        f'[store]\npath = "db"\n[control]\nsocket = "v.sock"\n[engine]\nprocesses = 2\n'
-        f'[[operators]]\nname = "local"\nport = {port}\npassword = "x"\ntps = {tps}\n'
-        f'binds = 2\nwindow = {WINDOW}\nreconnect_min = "0.05s"\n'
-    )
-    batch = tmp_path / "batch.jsonl"
-    batch.write_text(
-        "".join(
-            json.dumps({"id": str(i), "to": f"+7916{i:07d}", "text": f"msg {i}"}) + "\n"
-            for i in range(n)
-        )
-    )
+    """Two engine processes' config, ``n`` messages queued, a simulator recording the wire."""
     wire = tmp_path / "wire.jsonl"
-    smsc = volley(
-        "smsc", "--port", str(port), "--record", str(wire), *smsc_args, stdout=subprocess.DEVNULL
-    )
-    try:
-        wait_port(port)
-        enqueue = volley("enqueue", str(batch), "--config", str(cfg), stdout=subprocess.DEVNULL)
-        assert enqueue.wait() == 0
+    tables = '[control]\nsocket = "v.sock"\n[engine]\nprocesses = 2\n'
+    with crash_run.campaign(
+        tmp_path, n, tps, "--record", str(wire), *smsc_args, tables=tables, binds=2
+    ) as cfg:
         yield cfg, wire
-    finally:
-        smsc.terminate()
-        smsc.wait()
 
 
 def sent_texts(wire) -> collections.Counter:

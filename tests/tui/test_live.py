@@ -29,6 +29,20 @@ def volley(*args: str) -> subprocess.Popen:
     )
 
 
+def queued(tmp_path, n: int, operator: str, tables: str = ""):
+    """engine.toml with one operator ``local`` (plus ``operator``'s keys), ``n`` messages queued."""
+    path = tmp_path / "engine.toml"
+    path.write_text(
+        f'[store]\npath = "db"\n{tables}[[operators]]\nname = "local"\npassword = "x"\n{operator}'
+    )
+    batch = tmp_path / "b.jsonl"
+    batch.write_text(
+        "".join(json.dumps({"to": f"+7916{i:07d}", "text": f"hi {i}"}) + "\n" for i in range(n))
+    )
+    assert volley("enqueue", str(batch), "--config", str(path), "--batch", "b").wait() == 0
+    return path
+
+
 async def until(pilot, condition, timeout=15.0):
     for _ in range(int(timeout / 0.05)):
         if condition():
@@ -39,16 +53,7 @@ async def until(pilot, condition, timeout=15.0):
 
 async def test_live_then_gone_then_back(tmp_path):
     port = free_port()
-    path = tmp_path / "engine.toml"
-    path.write_text(
-        f'[store]\npath = "db"\n[[operators]]\nname = "local"\nport = {port}\n'
-        'password = "x"\ntps = 50\nreconnect_min = "0.05s"\n'
-    )
-    batch = tmp_path / "b.jsonl"
-    batch.write_text(
-        "".join(json.dumps({"to": f"+7916{i:07d}", "text": f"hi {i}"}) + "\n" for i in range(20))
-    )
-    assert volley("enqueue", str(batch), "--config", str(path), "--batch", "b").wait() == 0
+    path = queued(tmp_path, 20, f'port = {port}\ntps = 50\nreconnect_min = "0.05s"\n')
     smsc = volley("smsc", "--port", str(port))
     engine = volley("run", "--config", str(path))
     app = VolleyApp(ControlSource(config.load(path), interval=0.1, retry=0.1))
@@ -74,16 +79,8 @@ async def test_live_then_gone_then_back(tmp_path):
 
 async def test_two_engine_processes_show_as_one_engine(tmp_path):
     port = free_port()
-    path = tmp_path / "engine.toml"
-    path.write_text(
-        f'[store]\npath = "db"\n[control]\nsocket = "v.sock"\n[engine]\nprocesses = 2\n'
-        f'[[operators]]\nname = "local"\nport = {port}\npassword = "x"\ntps = 20\nbinds = 2\n'
-    )
-    batch = tmp_path / "b.jsonl"
-    batch.write_text(
-        "".join(json.dumps({"to": f"+7916{i:07d}", "text": f"hi {i}"}) + "\n" for i in range(500))
-    )
-    assert volley("enqueue", str(batch), "--config", str(path), "--batch", "b").wait() == 0
+    tables = '[control]\nsocket = "v.sock"\n[engine]\nprocesses = 2\n'
+    path = queued(tmp_path, 500, f"port = {port}\ntps = 20\nbinds = 2\n", tables)
     smsc = volley("smsc", "--port", str(port))
     engine = volley("run", "--config", str(path))
     app = VolleyApp(ControlSource(config.load(path), interval=0.1, retry=0.1))
