@@ -169,6 +169,11 @@ class Engine:
         self.rates: dict[str, float] = {}  # per bind and "submit", "receipts": per second
         self._store_view = StoreView(store)
 
+    @property
+    def stopping(self) -> bool:
+        """A stop was asked for: no new claims; draining."""
+        return self._stopping
+
     def now(self) -> float:
         """Wall-clock seconds, driven by trio's clock (so MockClock moves it too)."""
         return self._wall_offset + trio.current_time()

@@ -37,6 +37,10 @@ log = logging.getLogger("volley.supervisor")
 
 MAX_RESTARTS = 5
 SUPERVISOR_PID = "VOLLEY_SUPERVISOR_PID"  # in each engine process's environment
+# What the supervisor sends its processes. Not SIGTERM: a service manager that
+# signals the whole group (systemd's default) must not make a graceful stop
+# look like a second, immediate one.
+STOP, STOP_NOW = signal.SIGUSR1, signal.SIGUSR2
 
 
 def worker_socket(control: Path, index: int) -> Path:
@@ -119,7 +123,8 @@ class Supervisor:
             if proc is not None:
                 await proc.wait()
 
-    def signal_all(self, signum: int = signal.SIGTERM) -> None:
+    def signal_all(self, signum: int = STOP) -> None:
+        """``STOP``: drain and unbind; ``STOP_NOW``: exit at once (nothing is lost)."""
         self.stopping = True
         for proc in self._procs:
             if proc is not None and proc.returncode is None:

@@ -73,6 +73,8 @@ def main(args: argparse.Namespace) -> int:
         print("volley run: no [[operators]] in the config", file=sys.stderr)
         return 2
     control = cfg.resolve(cfg.control.socket)
+    from engine.supervisor import STOP, STOP_NOW
+
     if args.worker:
         from engine.supervisor import owner_tag, worker_socket
 
@@ -99,10 +101,12 @@ def main(args: argparse.Namespace) -> int:
     async def amain() -> None:
         nonlocal code
         engine = Engine(cfg, store, control=control, part=part)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        watched = (signal.SIGINT, signal.SIGTERM) + ((STOP, STOP_NOW) if args.worker else ())
+        with trio.open_signal_receiver(*watched) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(engine.run, until_drained=args.until_drained))
-                nursery.start_soon(_signals, signals, engine, nursery)
+                handle = _worker_signals if args.worker else _signals
+                nursery.start_soon(handle, signals, engine, nursery)
                 if args.worker:
                     nursery.start_soon(_orphaned, engine)
                 if args.until_drained and sys.stderr.isatty() and not args.quiet:
@@ -169,12 +173,28 @@ def _supervise(cfg, args: argparse.Namespace, control) -> int:
 
 
 async def _forward(signals, supervisor) -> None:
+    from engine.supervisor import STOP, STOP_NOW
+
     count = 0
     async for _ in signals:
         count += 1
         what = "stop taking work, drain, unbind" if count == 1 else "exiting now"
         logging.getLogger("volley").info("signal: every engine process: %s", what)
-        supervisor.signal_all(signal.SIGTERM)
+        supervisor.signal_all(STOP if count == 1 else STOP_NOW)
+
+
+async def _worker_signals(signals, engine, nursery) -> None:
+    """An engine process: SIGTERM, SIGINT or the supervisor's STOP drain (once, however
+    many arrive: a service manager may signal the whole group); STOP_NOW exits at once."""
+    from engine.supervisor import STOP_NOW
+
+    async for signum in signals:
+        if signum == STOP_NOW:
+            logging.getLogger("volley").info("supervisor: exiting now (nothing is lost)")
+            nursery.cancel_scope.cancel()
+        elif not engine.stopping:
+            logging.getLogger("volley").info("signal: stop taking work, drain, unbind")
+            nursery.start_soon(engine.stop)
 
 
 async def _orphaned(engine) -> None:

@@ -188,3 +188,19 @@ def test_on_a_terminal_the_supervisor_shows_every_processs_progress(tmp_path, on
     assert code == 0
     assert "sent " in shown and "receipts " in shown  # the summed progress line, redrawn
     assert "engine process 1/2 exited with 0" in shown
+
+
+def test_sigterm_to_the_whole_group_drains_gracefully(tmp_path):
+    """As systemd stops a service: SIGTERM to the supervisor and its processes at once."""
+    with campaign(tmp_path, 20000, 400) as (cfg, _):
+        with (tmp_path / "run.log").open("w") as log:
+            run = volley("run", "--config", str(cfg), stderr=log)
+        snapshot(cfg)
+        time.sleep(0.5)
+        for pid in [run.pid, *worker_pids(run.pid)]:
+            os.kill(pid, signal.SIGTERM)
+        assert run.wait(timeout=30) == 0
+        states = status(cfg)
+    log = (tmp_path / "run.log").read_text()
+    assert log.count("unbinding") >= 2 and "exiting now" not in log
+    assert states["inflight"] == 0 and states["delivered"] + states["sent"] > 0
