@@ -141,6 +141,7 @@ class Engine:
         self.store = store
         self.outcomes_in, self.outcomes = trio.open_memory_channel[Report](8192)
         self.operators = {op.name: Operator(op, self) for op in cfg.operators}
+        self._binds = {b.name: (op, b) for op in self.operators.values() for b in op.binds}
         self.scheduler = Scheduler(cfg)
         self._wall = wall
         self._wall_offset = 0.0
@@ -412,7 +413,7 @@ class Engine:
 
     def _submitted(self, out: Submitted) -> None:
         job, status, now = out.job, out.status, self.now()
-        operator = self.operators[out.bind.split("#", 1)[0]]
+        operator = self._binds[out.bind][0]
         if status == 0:
             self.totals["submitted"] += 1
             ids = [receipts.canonical_id(i) for i in job.smsc_ids]
@@ -454,7 +455,7 @@ class Engine:
             return
         if rec.state != st.records.DELIVERED:
             self.errors[f"receipt {rec.stat} err:{rec.err_raw or '-'}"] += 1
-        form = self.operators[inb.bind.split("#", 1)[0]].cfg.receipt_id_form
+        form = self._binds[inb.bind][0].cfg.receipt_id_form
         op = st.RecordReceipt(
             candidates=rec.id_forms
             if form == "auto"
@@ -526,9 +527,8 @@ class Engine:
 
     def _ack(self, inb: Inbound) -> None:
         """Queue the answer on its bind; the writer flushes every such bind once per commit."""
-        operator = self.operators[inb.bind.split("#", 1)[0]]
-        bind = operator.bind(inb.bind)
-        if bind is not None and bind.ack(inb):
+        bind = self._binds[inb.bind][1]
+        if bind.ack(inb):
             self._to_flush.add(bind)
 
     # -- housekeeping ---------------------------------------------------------

@@ -11,6 +11,7 @@ Everything here is table-driven and runs in C where it can (str.translate).
 from __future__ import annotations
 
 import enum
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -40,6 +41,10 @@ ESCAPE = 0x1B
 _ENCODE = {ord(ch): chr(i) for i, ch in enumerate(GSM_DEFAULT) if i != ESCAPE}
 _ENCODE.update({ord(ch): "\x1b" + chr(code) for ch, code in GSM_EXTENSION.items()})
 _FITS = dict.fromkeys(_ENCODE)  # translate() deletes every GSM character
+# ASCII characters whose GSM code differs (or that GSM lacks): anything else encodes as itself
+_ASCII_NOT_SAME = re.compile(
+    "[" + re.escape("".join(chr(c) for c in range(128) if _ENCODE.get(c) != chr(c))) + "]"
+)
 _DECODE = {i: ch for i, ch in enumerate(GSM_DEFAULT) if i != ESCAPE}
 _DECODE_EXT = {code: ch for ch, code in GSM_EXTENSION.items()}
 
@@ -103,6 +108,8 @@ def choose(text: str, override: str = "auto") -> Encoding:
 def encode_text(text: str, enc: Encoding) -> bytes:
     try:
         if enc is Encoding.GSM:
+            if text.isascii() and not _ASCII_NOT_SAME.search(text):
+                return text.encode("ascii")  # these characters have their ASCII codes in GSM
             if not fits_gsm(text):
                 bad = text.translate(_FITS)[0]
                 raise EncodingError(f"{bad!r} is not in the GSM 03.38 alphabet")

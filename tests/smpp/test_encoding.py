@@ -145,3 +145,16 @@ def test_any_text_splits_within_limits_and_reassembles(text, method):
             assert len(part.short_message) <= 140
     if e.fits_gsm(text):
         assert enc is e.Encoding.GSM
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F) | st.sampled_from("€£éΔ§я")))
+def test_the_ascii_fast_paths_agree_with_the_gsm_table(text):
+    """fits_gsm and encode_text shortcut plain ASCII; the table decides everything else."""
+    fits = not text.translate(e._FITS)
+    assert e.fits_gsm(text) is fits
+    if fits:
+        assert e.encode_text(text, e.Encoding.GSM) == text.translate(e._ENCODE).encode("latin-1")
+        assert e.decode_gsm(e.encode_text(text, e.Encoding.GSM)) == text
+    else:
+        with pytest.raises(e.EncodingError):
+            e.encode_text(text, e.Encoding.GSM)
