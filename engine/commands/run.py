@@ -73,14 +73,15 @@ def main(args: argparse.Namespace) -> int:
         print("volley run: no [[operators]] in the config", file=sys.stderr)
         return 2
     control = cfg.resolve(cfg.control.socket)
-    from engine.supervisor import STOP, STOP_NOW
+    from engine.supervisor import STOP, STOP_NOW, owner_tag, worker_socket
 
     if args.worker:
-        from engine.supervisor import owner_tag, worker_socket
-
         control = worker_socket(control, part[0])
     try:
         claim_path(control)
+        if cfg.engine.processes > 1 and not args.worker:
+            for i in range(cfg.engine.processes):  # before any starts: every one's socket
+                claim_path(worker_socket(control, i))
         store = open_store(cfg, recover=not args.worker)
     except (StoreError, ControlError) as exc:
         print(f"volley run: {exc}", file=sys.stderr)
