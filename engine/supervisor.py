@@ -84,32 +84,38 @@ class Supervisor:
             code = await proc.wait()
             self._procs[index] = None
             self.codes[index] = code
-            if code == 0 or self.stopping:
-                log.info("engine process %d/%d exited with %d", index, self.n, code)
-                return
-            if code > 0:  # it gave up by itself (its log says why): the rest stop too
-                log.error(
-                    "engine process %d/%d failed (exit %d): stopping all", index, self.n, code
-                )
-                self.signal_all()
+            if code >= 0:
+                self._exited(index, code)
                 return
             name = signal.Signals(-code).name
-            if self.restarts >= MAX_RESTARTS:
-                log.error("engine process %d killed by %s: not restarted", index, name)
-                return
-            self.restarts += 1
             back = await trio.to_thread.run_sync(self._recover, index)
+            what = "put back" if self.cfg.store.on_crash_inflight == "resend" else "held as unknown"
             log.error(
-                "engine process %d killed by %s; %d message(s) it had in flight %s; "
-                "starting it again",
+                "engine process %d killed by %s; %d message(s) it had in flight %s",
                 index,
                 name,
                 back,
-                "put back" if self.cfg.store.on_crash_inflight == "resend" else "held as unknown",
+                what,
             )
+            if self.stopping:
+                return
+            if self.restarts >= MAX_RESTARTS:
+                log.error(
+                    "engine process %d not restarted: %d restarts already", index, MAX_RESTARTS
+                )
+                return
+            self.restarts += 1
+            log.info("engine process %d: starting it again", index)
             await trio.sleep(min(30.0, 2.0 ** (self.restarts - 1)))
             if self.stopping:
                 return
+
+    def _exited(self, index: int, code: int) -> None:
+        if code == 0 or self.stopping:
+            log.info("engine process %d/%d exited with %d", index, self.n, code)
+        else:  # it gave up by itself (its log says why): the rest stop too
+            log.error("engine process %d/%d failed (exit %d): stopping all", index, self.n, code)
+            self.signal_all()
 
     def _recover(self, index: int) -> int:
         store = open_store(self.cfg, recover=False)
