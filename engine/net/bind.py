@@ -422,7 +422,8 @@ class Bind:
                     return
             except trio.EndOfChannel:
                 return
-            if self._veto_reason(job) and await self._vetoed(job):
+            if reason := self._veto_reason(job):
+                await self._vetoed(job, reason)
                 continue
             self._current = job
             deadline = trio.current_time() + self._timeout
@@ -441,7 +442,8 @@ class Bind:
                     await self._flush()
                     await trio.sleep_until(t)
                 # again, after waiting for the pace
-                if i == 0 and self._veto_reason(job) and await self._vetoed(job):
+                if i == 0 and (reason := self._veto_reason(job)):
+                    await self._vetoed(job, reason)
                     self._current = None
                     break
                 sent = session.send(part)
@@ -449,15 +451,12 @@ class Bind:
                 self._current = None
             self.stats.window_used = len(self._pending)
 
-    async def _vetoed(self, job: Job) -> bool:
-        """Whether the service says no at the last moment (a STOP, a window that closed)."""
-        reason = self._veto(job) if self._veto is not None else ""
-        if reason:
-            await self._outcomes.send(Vetoed(job, reason, self.name))
-        return bool(reason)
-
     def _veto_reason(self, job: Job) -> str:
+        """Why the service says no at the last moment (a STOP, a window that closed), or ""."""
         return self._veto(job) if self._veto is not None else ""
+
+    async def _vetoed(self, job: Job, reason: str) -> None:
+        await self._outcomes.send(Vetoed(job, reason, self.name))
 
     async def _keepalive(self) -> None:
         """enquire_link on idleness; response timeouts reset the bind."""
