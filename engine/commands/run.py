@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
                 if args.worker:
                     nursery.start_soon(_orphaned, engine)
                 if args.until_drained and sys.stderr.isatty() and not args.quiet:
-                    nursery.start_soon(_progress, engine.totals)
+                    nursery.start_soon(_progress, partial(_engine_totals, engine))
                 if args.timeout:
                     with trio.move_on_after(args.timeout):
                         await engine.stopped.wait()
@@ -159,7 +159,7 @@ def _supervise(cfg, args: argparse.Namespace, control) -> int:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_forward, signals, supervisor)
                 if args.until_drained and sys.stderr.isatty() and not args.quiet:
-                    nursery.start_soon(_progress, None, supervisor)
+                    nursery.start_soon(_progress, partial(_summed_totals, supervisor))
                 with trio.move_on_after(args.timeout or math.inf) as timer:
                     code = await supervisor.run()
                 if timer.cancelled_caught:
@@ -223,30 +223,30 @@ async def _signals(signals, engine, nursery) -> None:
             nursery.cancel_scope.cancel()
 
 
-async def _progress(totals: dict[str, int] | None, supervisor=None) -> None:
-    """Sent, receipts, failed: the engine's totals, or every engine process's summed."""
+async def _progress(totals) -> None:
+    """Sent, receipts, failed, from ``totals()``: the engine's, or its processes' summed."""
     import trio
     from rich.console import Console
     from rich.progress import Progress
-
-    from engine.control.client import ControlUnavailable
 
     # on stderr, with the log lines (stdout may be a pipe)
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("sending", total=None)
         while True:
-            t = totals or {}
-            if supervisor is not None:
-                try:
-                    t = (await supervisor.snapshot()).totals
-                except ControlUnavailable:
-                    await trio.sleep(0.5)
-                    continue
-            t = {k: t.get(k, 0) for k in ("submitted", "receipts", "failed")}
+            t = await totals()
+            sent, got, failed = (t.get(k, 0) for k in ("submitted", "receipts", "failed"))
             bar.update(
                 task,
-                completed=t["submitted"],
-                description=f"sent {t['submitted']:,}  receipts {t['receipts']:,}  "
-                f"failed {t['failed']:,}",
+                completed=sent,
+                description=f"sent {sent:,}  receipts {got:,}  failed {failed:,}",
             )
             await trio.sleep(0.5)
+
+
+async def _engine_totals(engine) -> dict[str, int]:
+    return engine.totals
+
+
+async def _summed_totals(supervisor) -> dict[str, int]:
+    """Every engine process's totals, through the supervisor's merged snapshot."""
+    return (await supervisor.snapshot()).totals
