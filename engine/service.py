@@ -112,9 +112,6 @@ class Operator:
         s = self.jobs_in.statistics()
         return s.max_buffer_size - s.current_buffer_used
 
-    def bind(self, name: str) -> Bind | None:
-        return next((b for b in self.binds if b.name == name), None)
-
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             for bind in self.binds:
@@ -682,7 +679,6 @@ class Engine:
         return self.operators[name]
 
     def _find_bind(self, name: str) -> Bind:
-        bind = next((b for b in self._all_binds() if b.name == name), None)
-        if bind is None:
+        if name not in self._binds:
             raise KeyError(f"no bind {name!r}")
-        return bind
+        return self._binds[name][1]
