@@ -31,8 +31,9 @@ from engine.config import Config, ConfigError, OperatorConfig, seconds
 from engine.control import protocol as cp
 from engine.control.server import ControlServer
 from engine.control.views import StoreView, window_views
-from engine.net.bind import (
-    Bind,
+from engine.net.bind import Bind, password_for
+from engine.net.connection import Connection
+from engine.net.jobs import (
     Inbound,
     Job,
     Lost,
@@ -42,7 +43,6 @@ from engine.net.bind import (
     Submitted,
     Unsent,
     Vetoed,
-    password_for,
 )
 from engine.sched.pacing import Pacer
 from engine.sched.schedule import Scheduler
@@ -149,7 +149,7 @@ class Engine:
         self._ops_ready = trio.Event()
         self._writing = False  # a commit is under way on the writer thread
         self._held: deque[tuple[float, Inbound, st.RecordReceipt]] = deque()
-        self._to_flush: set[Bind] = set()
+        self._to_flush: set[Connection] = set()
         self._stopped_now: set[str] = set()  # STOPs received in this run, before commit
         self._stop_exempt = {"transactional"} if cfg.stop.transactional_exempt else set()
         self._stopping = False
@@ -295,9 +295,9 @@ class Engine:
             for fn in after:
                 fn(results)
             self._settle(receipts, results)
-            binds, self._to_flush = self._to_flush, set()
-            for bind in binds:
-                await bind.flush()
+            connections, self._to_flush = self._to_flush, set()
+            for connection in connections:
+                await connection.flush()
             if self._held and any(isinstance(op, st.MarkSent) for op in ops):
                 self._retry_held()
 
@@ -369,7 +369,7 @@ class Engine:
         operator.jobs_in.send_nowait(
             Job(
                 msg.id,
-                parts,
+                tuple(parts),
                 attempts=msg.attempts,
                 to=msg.to,
                 kind=msg.kind,
@@ -389,7 +389,16 @@ class Engine:
     async def _outcome_loop(self) -> None:
         async for report in self.outcomes:
             for outcome in report if isinstance(report, list) else (report,):
-                self._outcome(outcome)
+                try:
+                    self._outcome(outcome)
+                except Exception:  # one outcome's fault stays with it
+                    self._outcome_failed(outcome)
+
+    def _outcome_failed(self, outcome: Outcome) -> None:
+        log.exception("could not handle %s from bind %s", type(outcome).__name__, outcome.bind)
+        self.errors["internal error handling an outcome"] += 1
+        if isinstance(outcome, Inbound):  # the SMSC will try it again later
+            self.after_commit(lambda _: self._ack(outcome, c.ESME_RX_T_APPN))
 
     def _outcome(self, outcome: Outcome) -> None:
         if isinstance(outcome, Submitted):
@@ -411,9 +420,14 @@ class Engine:
     def _submitted(self, out: Submitted) -> None:
         job, status, now = out.job, out.status, self.now()
         operator = self._binds[out.bind][0]
+        if status == 0 and out.bad_id:
+            self.totals["submitted"] += 1
+            self.errors["accepted with an unusable message_id"] += 1
+            self.submit_op(st.MarkUnknown(id=job.msg_id, reason=out.bad_id, at=now))
+            return
         if status == 0:
             self.totals["submitted"] += 1
-            ids = [receipts.canonical_id(i) for i in job.smsc_ids]
+            ids = [receipts.canonical_id(i) for i in out.smsc_ids]
             receipt = operator.cfg.registered_delivery
             self.submit_op(st.MarkSent(id=job.msg_id, smsc_ids=ids, at=now, receipt=receipt))
             return
@@ -522,11 +536,11 @@ class Engine:
             return WINDOW_CLOSED
         return ""
 
-    def _ack(self, inb: Inbound) -> None:
-        """Queue the answer on its bind; the writer flushes every such bind once per commit."""
-        bind = self._binds[inb.bind][1]
-        if bind.ack(inb):
-            self._to_flush.add(bind)
+    def _ack(self, inb: Inbound, status: int = 0) -> None:
+        """Queue the answer on its connection; the writer flushes each once per commit."""
+        connection = inb.connection
+        if connection is not None and connection.ack(inb, status):
+            self._to_flush.add(connection)
 
     # -- housekeeping ---------------------------------------------------------
 

@@ -37,8 +37,12 @@ _SERVICE_TYPE, _ADDR_LEN, _TIME, _MESSAGE_ID, _ALERT_ADDR = 6, 21, 17, 65, 65
 _NAMES = {cls.command_id: cls.__name__ for cls in p.ALL}
 
 
-def _name(command_id: int) -> str:
+def command_name(command_id: int) -> str:
+    """The PDU's class name, or its id in hex when unknown."""
     return _NAMES.get(command_id, f"command 0x{command_id:08X}")
+
+
+_name = command_name
 
 
 # -- encoding ---------------------------------------------------------------
@@ -308,10 +312,11 @@ def encode(pdu: p.Pdu) -> bytes:
 class _Reader:
     """A cursor over one PDU's bytes that raises errors naming the field and offset."""
 
-    __slots__ = ("buf", "cid", "end", "pos", "seq")
+    __slots__ = ("buf", "cid", "end", "pos", "seq", "status")
 
-    def __init__(self, buf: bytes, pos: int, end: int, cid: int, seq: int) -> None:
+    def __init__(self, buf: bytes, pos: int, end: int, cid: int, seq: int, status: int) -> None:
         self.buf, self.pos, self.end, self.cid, self.seq = buf, pos, end, cid, seq
+        self.status = status
 
     def fail(self, field: str, what: str, status: int, offset: int | None = None) -> None:
         off = self.pos if offset is None else offset
@@ -322,6 +327,7 @@ class _Reader:
             sequence=self.seq,
             field=field,
             offset=off,
+            pdu_status=self.status,
         )
 
     def cstr(self, field: str, limit: int) -> str:
@@ -690,9 +696,10 @@ def _decode_at(buf: bytes, start: int, length: int) -> p.Pdu:
             sequence=seq,
             field="command_id",
             offset=4,
+            pdu_status=status,
         )
     end = start + length
-    r = _Reader(buf, start + 16, end, cid, seq)
+    r = _Reader(buf, start + 16, end, cid, seq, status)
     pdu = dec(r, seq, status)
     if r.pos != end and cid not in _HEADER_ONLY:
         r.fail("body", f"{end - r.pos} unexpected trailing octets", c.ESME_RINVCMDLEN)

@@ -17,8 +17,10 @@ class RemoteProtocolError(ProtocolError):
     ``command_status`` is what the generic_nack (or the response) should carry;
     ``command_id`` and ``sequence`` are those of the offending PDU when they
     could be read (0 otherwise); ``field`` and ``offset`` locate the problem in
-    the PDU. ``fatal`` means the byte stream cannot be resynchronised (a bad
-    command_length): the connection must be closed after the nack.
+    the PDU; ``pdu_status`` is the command_status the offending PDU itself carried
+    (for a malformed response: whether the peer meant to accept). ``fatal`` means
+    the byte stream cannot be resynchronised (a bad command_length): the
+    connection must be closed after the nack.
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class RemoteProtocolError(ProtocolError):
         field: str = "",
         offset: int = 0,
         fatal: bool = False,
+        pdu_status: int = 0,
     ) -> None:
         super().__init__(message)
         self.command_status = command_status
@@ -39,3 +42,4 @@ class RemoteProtocolError(ProtocolError):
         self.field = field
         self.offset = offset
         self.fatal = fatal
+        self.pdu_status = pdu_status

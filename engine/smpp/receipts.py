@@ -80,6 +80,21 @@ class ReceiptError(msgspec.Struct, frozen=True):
     raw: bytes
 
 
+MAX_ID = 64  # octets of an SMSC message id (submit_sm_resp's message_id is a C-Octet 65)
+
+
+def checked_id(raw: str) -> str | None:
+    """An SMSC message id fit to enter the engine: trimmed, 1..64 printable ASCII characters.
+
+    Ids are store keys and receipt-matching candidates: an empty, oversized or
+    binary one is refused where it enters (None), never passed on.
+    """
+    s = raw.strip()
+    if not s or len(s) > MAX_ID or not (s.isascii() and s.isprintable()):
+        return None
+    return s
+
+
 def is_receipt(esm_class: int) -> bool:
     """Test the bits: SMSCs send 0x44 (receipt + UDHI)."""
     return (esm_class & c.ESM_RECEIPT_MASK) in c.ESM_RECEIPT_TYPES
@@ -201,9 +216,13 @@ def _parse(
         fields = {}
         for key, value in _FIELDS.findall(head):
             fields.setdefault(key.lower().replace(b"_", b" "), value)
-    message_id = tlv_id if tlv_id else fields.get(b"id", b"").decode("latin-1")
-    if not message_id:
+    text_id = fields.get(b"id", b"").decode("latin-1")
+    if not tlv_id and not text_id:
         return ReceiptError("no id: field and no receipted_message_id TLV", raw)
+    message_id = checked_id(tlv_id or "") or checked_id(text_id)
+    if message_id is None:
+        shown = (tlv_id or text_id)[:80]
+        return ReceiptError(f"receipt id {shown!r}: expected 1-{MAX_ID} printable characters", raw)
     if tlv_state is not None and tlv_state in _STATE_TLV:
         stat = _STATE_TLV[tlv_state]
     elif b"stat" in fields:

@@ -102,6 +102,8 @@ _KEEP = None  # the state does not change
 # What each side of the session may originate (requests), per state.
 _TX_ORIGINATED = (p.SubmitSm, p.DataSm, p.QuerySm)
 _RX_ORIGINATED = (p.DeliverSm, p.DataSm, p.AlertNotification)
+# What an ESME takes from its SMSC: alert_notification answers a set_dpf that Volley never sets.
+_ESME_TAKES = (p.DeliverSm, p.DataSm)
 _ANY_TIME = (p.EnquireLink,)
 
 
@@ -127,7 +129,7 @@ SEND: dict[Role, dict[State, dict[type[p.Pdu], State | None]]] = {
     Role.SMSC: _requests((), _RX_ORIGINATED),
 }
 RECEIVE: dict[Role, dict[State, dict[type[p.Pdu], State | None]]] = {
-    Role.ESME: _requests((), _RX_ORIGINATED),
+    Role.ESME: _requests((), _ESME_TAKES),
     Role.SMSC: _requests(_TX_ORIGINATED, ()),
 }
 for _bind in _BIND_STATE:
@@ -136,6 +138,11 @@ for _bind in _BIND_STATE:
 del _bind
 
 WINDOWED = frozenset({p.SubmitSm, p.DataSm, p.QuerySm, p.DeliverSm})
+
+
+def answers(response: p.Pdu, request: p.Pdu) -> bool:
+    """Whether ``response`` is of the type that answers ``request`` (a generic_nack answers any)."""
+    return type(response) is p.GenericNack or response.command_id == request.command_id | 0x80000000
 
 
 class Session:
@@ -159,6 +166,8 @@ class Session:
         self._seq = 0
         self._send_table = SEND[role]
         self._receive_table = RECEIVE[role]
+        self._takes = frozenset(cls for table in self._receive_table.values() for cls in table)
+        self.received = 0  # complete PDUs decoded, well-formed or not: proof the peer is alive
 
     # -- outgoing ----------------------------------------------------------
 
@@ -242,6 +251,7 @@ class Session:
             items = self._decoder.feed(data)
         except RemoteProtocolError:
             return []
+        self.received += len(items)
         for item in items:
             if isinstance(item, RemoteProtocolError):
                 self._malformed(item, events)
@@ -254,15 +264,43 @@ class Session:
         return events
 
     def _malformed(self, err: RemoteProtocolError, events: list[Event]) -> None:
-        request = self._pending.get(err.sequence) if err.command_id & 0x80000000 else None
-        if request is not None:
-            self._response(p.GenericNack(sequence=err.sequence, status=err.command_status), events)
-        elif not err.command_id & 0x80000000 or err.fatal:
+        is_response = bool(err.command_id & 0x80000000)
+        if not is_response or err.fatal:
             self.nack(err.sequence, err.command_status)
         events.append(ProtocolViolation(err))
         if err.fatal:
-            self.state = State.CLOSED
-            events.append(Closed())
+            self._fail(events)
+            return
+        request = self._pending.get(err.sequence) if is_response else None
+        if request is None:
+            return
+        stand_in = p.BY_COMMAND_ID.get(err.command_id, p.GenericNack)
+        if stand_in is p.GenericNack and err.command_id != c.GENERIC_NACK:
+            self._mismatch(codec.command_name(err.command_id), err, request, events)
+        else:  # its body is unreadable; its header still says whether the peer accepted
+            self._response(stand_in(sequence=err.sequence, status=err.pdu_status), events)
+
+    def _mismatch(
+        self, name: str, resp: p.Pdu | RemoteProtocolError, request: p.Pdu, events: list[Event]
+    ) -> None:
+        """A response of another type than its request's: the stream cannot be trusted."""
+        self.expire(request.sequence)
+        error = RemoteProtocolError(
+            f"{name} seq {request.sequence} does not answer {type(request).__name__} "
+            f"seq {request.sequence}",
+            command_status=c.ESME_RINVCMDID,
+            command_id=resp.command_id,
+            sequence=request.sequence,
+            field="command_id",
+            offset=4,
+            fatal=True,
+        )
+        events.append(ProtocolViolation(error))
+        self._fail(events)
+
+    def _fail(self, events: list[Event]) -> None:
+        self.state = State.CLOSED
+        events.append(Closed())
 
     def _response(self, resp: p.Pdu, events: list[Event]) -> None:
         request = self._pending.pop(resp.sequence, None)
@@ -272,6 +310,9 @@ class Session:
         if type(request) in WINDOWED:
             self._windowed -= 1
         cls = type(request)
+        if not answers(resp, request):
+            self._mismatch(type(resp).__name__, resp, request, events)
+            return
         if cls in _BIND_STATE:
             self._bind_response(request, resp, events)
         elif cls is p.Unbind:
@@ -293,18 +334,7 @@ class Session:
         cls = type(req)
         allowed = self._receive_table[self.state]
         if cls not in allowed:
-            if cls is p.Unbind or cls in p.RESPONSE_FOR:
-                self.respond(req, c.ESME_RINVBNDSTS)
-            events.append(
-                ProtocolViolation(
-                    RemoteProtocolError(
-                        f"{cls.__name__} seq {req.sequence} is illegal in state {self.state.name}",
-                        command_status=c.ESME_RINVBNDSTS,
-                        command_id=req.command_id,
-                        sequence=req.sequence,
-                    )
-                )
-            )
+            self._refuse(req, events)
             return
         if cls is p.EnquireLink and self.auto_answer:
             self.respond(req)
@@ -319,3 +349,24 @@ class Session:
         if new is not None:
             self.state = new
         events.append(RequestReceived(req))
+
+    def _refuse(self, req: p.Pdu, events: list[Event]) -> None:
+        """A request this side never takes gets generic_nack(invalid command id); one it
+        takes, but not in this state, its response (or a generic_nack) with invalid bind status."""
+        cls = type(req)
+        if cls not in self._takes:
+            status, what = c.ESME_RINVCMDID, f"a {self.role.value} does not take it"
+            self.nack(req.sequence, status)
+        else:
+            status, what = c.ESME_RINVBNDSTS, f"illegal in state {self.state.name}"
+            if cls in p.RESPONSE_FOR:
+                self.respond(req, status)
+            else:
+                self.nack(req.sequence, status)
+        error = RemoteProtocolError(
+            f"{cls.__name__} seq {req.sequence}: {what}",
+            command_status=status,
+            command_id=req.command_id,
+            sequence=req.sequence,
+        )
+        events.append(ProtocolViolation(error))

@@ -39,7 +39,7 @@ async def test_window_is_never_exceeded(nursery, tmp_path):
     async def watch():
         nonlocal peak
         while True:
-            peak = max(peak, *(len(b._pending) for b in engine.operators["local"].binds))
+            peak = max(peak, *(b.stats.window_used for b in engine.operators["local"].binds))
             await trio.sleep(0.005)
 
     nursery.start_soon(watch)
@@ -181,7 +181,7 @@ async def test_graceful_stop_with_messages_in_flight(nursery, tmp_path):
     async with trio.open_nursery() as inner:
         await inner.start(engine.run)
         with trio.fail_after(5):
-            while not any(b._pending for b in engine.operators["local"].binds):
+            while not any(b.stats.window_used for b in engine.operators["local"].binds):
                 await trio.sleep(0.01)
         await engine.stop()
     counts = states(store)

@@ -1,5 +1,6 @@
 """The session state machine, without sockets: an ESME and an SMSC back to back."""
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -206,16 +207,98 @@ def test_unknown_command_gets_generic_nack_same_sequence():
     )
 
 
-def test_malformed_response_fails_its_request_without_a_nack():
+@pytest.mark.parametrize(("status", "expect_id"), [(0, ""), (c.ESME_RTHROTTLED, "")])
+def test_malformed_response_stands_for_its_header_without_a_nack(status, expect_id):
+    """Its body is unreadable; its header says whether the SMSC accepted: status 0 comes out as
+    an acceptance with no usable id (the bind makes it unknown), an error as that error."""
     pair = Pair()
     pair.bind()
     sent = pair.esme.send(p.SubmitSm())
     pair.esme.data_to_send()
-    raw = codec.HEADER.pack(20, c.SUBMIT_SM_RESP, 0, sent.sequence) + b"abcd"
+    raw = codec.HEADER.pack(20, c.SUBMIT_SM_RESP, status, sent.sequence) + b"abcd"
     events = pair.esme.receive_data(raw)
-    assert isinstance(events[0], ResponseReceived)
-    assert isinstance(events[0].response, p.GenericNack)
+    assert isinstance(events[0], ProtocolViolation)
+    assert events[1] == ResponseReceived(
+        sent, p.SubmitSmResp(sequence=sent.sequence, status=status, message_id=expect_id)
+    )
     assert pair.esme.data_to_send() == b""
+    assert pair.esme.window_free == pair.esme.window
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        p.EnquireLinkResp,
+        p.BindTransceiverResp,
+        p.UnbindResp,
+        p.DeliverSmResp,
+        p.DataSmResp,
+    ],
+)
+def test_a_response_of_the_wrong_type_is_fatal_and_names_both(wrong):
+    pair = Pair()
+    pair.bind()
+    sent = pair.esme.send(p.SubmitSm())
+    pair.esme.data_to_send()
+    events = pair.esme.receive_data(codec.encode(wrong(sequence=sent.sequence)))
+    assert isinstance(events[0], ProtocolViolation)
+    assert events[0].error.fatal
+    assert "SubmitSm" in str(events[0].error) and wrong.__name__ in str(events[0].error)
+    assert events[-1] == Closed()
+    assert pair.esme.state is State.CLOSED
+    assert pair.esme.data_to_send() == b""  # a response is never answered
+
+
+def test_a_malformed_response_of_the_wrong_type_is_fatal_too():
+    pair = Pair()
+    pair.bind()
+    sent = pair.esme.send(p.SubmitSm())
+    pair.esme.data_to_send()
+    raw = codec.HEADER.pack(20, c.ENQUIRE_LINK_RESP, 0, sent.sequence) + b"abcd"
+    events = pair.esme.receive_data(raw)
+    assert any(isinstance(e, ProtocolViolation) and e.error.fatal for e in events)
+    assert events[-1] == Closed()
+
+
+def test_an_unknown_response_id_to_a_pending_request_is_fatal():
+    pair = Pair()
+    pair.bind()
+    sent = pair.esme.send(p.SubmitSm())
+    pair.esme.data_to_send()
+    events = pair.esme.receive_data(codec.HEADER.pack(16, 0x80000077, 0, sent.sequence))
+    assert events[-1] == Closed()
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        p.AlertNotification(source_addr="79161234567", esme_addr="volley"),
+        p.SubmitSm(short_message=b"x"),
+        p.BindTransceiver(system_id="x"),
+        p.QuerySm(message_id="1"),
+    ],
+)
+def test_requests_an_esme_does_not_take_get_a_generic_nack(pdu):
+    pair = Pair()
+    pair.bind()
+    raw = codec.encode(msgspec.structs.replace(pdu, sequence=77))
+    (ev,) = pair.esme.receive_data(raw)
+    assert isinstance(ev, ProtocolViolation)
+    assert codec.decode(pair.esme.data_to_send()) == p.GenericNack(
+        sequence=77, status=c.ESME_RINVCMDID
+    )
+    assert pair.esme.state is State.BOUND_TRX
+
+
+def test_every_complete_pdu_counts_as_received_and_a_partial_one_does_not():
+    pair = Pair()
+    pair.bind()
+    before = pair.esme.received
+    raw = codec.encode(p.EnquireLink(sequence=5))
+    pair.esme.receive_data(raw[:7])
+    assert pair.esme.received == before
+    pair.esme.receive_data(raw[7:] + codec.HEADER.pack(16, 0x77, 0, 6))
+    assert pair.esme.received == before + 2
 
 
 def test_fatal_garbage_closes_after_the_nack():

@@ -1,0 +1,88 @@
+"""What the engine hands a bind (a Job) and what a bind reports back (its outcomes).
+
+Every Struct here is a value: a bind never mutates a Job; the progress of a
+multi-part message lives in the connection that sends it, and what it learnt
+goes out in a new outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine.smpp.pdu import DataSm, DeliverSm, SubmitSm
+
+
+class Job(msgspec.Struct, frozen=True, gc=False):
+    """A message handed to an operator: its parts, ready to send."""
+
+    msg_id: int
+    parts: tuple[SubmitSm, ...]
+    attempts: int = 0
+    to: str = ""
+    kind: str = ""
+    closes_at: float | None = None  # wall time its send window closes (None: no window)
+
+
+class Submitted(msgspec.Struct, frozen=True, gc=False):
+    """Every part of a job got its response.
+
+    ``status`` is the worst non-zero one (0: all accepted); ``smsc_ids`` the
+    accepted parts' ids in part order; ``bad_id`` says why an accepted part's
+    id could not be used (the message's fate is then unknown).
+    """
+
+    job: Job
+    status: int
+    bind: str
+    smsc_ids: tuple[str, ...] = ()
+    bad_id: str = ""
+
+
+class Lost(msgspec.Struct, frozen=True, gc=False):
+    """Some part went out and not every part was answered: the message's fate is unknown."""
+
+    job: Job
+    reason: str
+    bind: str
+
+
+class Unsent(msgspec.Struct, frozen=True, gc=False):
+    """A job taken from the channel of which no byte went out: give it back, at its place."""
+
+    job: Job
+    bind: str
+
+
+class Vetoed(msgspec.Struct, frozen=True, gc=False):
+    """A job the engine told the bind not to send after all (e.g. a STOP came in)."""
+
+    job: Job
+    reason: str
+    bind: str
+
+
+class Inbound(msgspec.Struct, frozen=True):
+    """A deliver_sm or data_sm (receipt or MO).
+
+    Answer it with ``connection.ack(inbound)`` after its effect is committed:
+    only the connection it came in on can answer it (after a reconnect the SMSC
+    sends it again).
+    """
+
+    pdu: DeliverSm | DataSm
+    bind: str
+    at: float
+    connection: Any = None  # the engine.net.connection.Connection it came in on
+
+
+class StateChanged(msgspec.Struct, frozen=True):
+    bind: str
+    state: str
+    detail: str = ""
+
+
+Outcome = Submitted | Lost | Unsent | Vetoed | Inbound | StateChanged
+# What a bind puts on the outcome channel: one outcome, or all that one read produced.
+Report = Outcome | list[Outcome]
