@@ -694,6 +694,9 @@ class Store:
         return self._write(lambda tx: [self._apply_one(tx, op) for op in ops])
 
     def _apply_one(self, tx: _Tx, op: r.Op) -> r.Result:
+        refused = _bad_keys(op)
+        if refused and not isinstance(op, r.MarkSent):
+            return r.Result(False, refused, op.id)
         if isinstance(op, r.RecordReceipt):
             return self._receipt(tx, op)
         if isinstance(op, r.RecordMo):
@@ -704,6 +707,9 @@ class Store:
         if msg.state in r.FINAL:
             return r.Result(False, f"message {op.id} is already {msg.state}", op.id)
         match op:
+            case r.MarkSent(at=at) if refused:  # never a bad key, never stranded in flight
+                tx.move(msg, r.UNKNOWN, at, reason=refused)
+                return r.Result(False, refused, op.id)
             case r.MarkSent(smsc_ids=ids, at=at, receipt=receipt):
                 self._sent(tx, msg, ids, at, receipt)
             case r.Requeue(due=due, reason=reason, retry=retry):
@@ -1083,6 +1089,29 @@ class Store:
     def batch_progress(self, batch: str) -> dict[str, int]:
         raw = self._read(lambda txn: txn.get(batch.encode(), db=self._db["batches"]))
         return dict(self._c.batch.decode(raw).counts) if raw else {}
+
+
+MAX_KEY = 511  # LMDB's default maximum key size, in octets
+
+
+def _bad_keys(op: r.Op) -> str:
+    """Why an operation's keys cannot go into LMDB ("" when they can): checked before any
+    write, so one bad operation is refused alone and never aborts a group commit."""
+    if isinstance(op, r.MarkSent):
+        keys, room, what = op.smsc_ids, MAX_KEY, "SMSC message id"
+    elif isinstance(op, r.RecordReceipt):
+        keys, room, what = op.candidates, MAX_KEY - 8, "receipt id"
+        if not keys:
+            return "receipt without an id"
+    elif isinstance(op, r.RecordMo) and op.stop:
+        keys, room, what = (op.source,), MAX_KEY, "number"
+    else:
+        return ""
+    for key in keys:
+        size = len(key.encode())
+        if not 0 < size <= room:
+            return f"{what} {key[:40]!r}: {size} octets, expected 1 to {room}"
+    return ""
 
 
 def _keys_before(txn: lmdb.Transaction, db: Any, end: bytes, limit: int = 1 << 62) -> list[bytes]:

@@ -366,3 +366,33 @@ def test_a_message_enqueued_into_a_paused_batch_waits(store):
     assert len(store.claim("op", 10, NOW)) == 3
     with pytest.raises(StoreError, match="no batch 'zz'"):
         store.pause_batch("zz")
+
+
+def test_bad_keys_are_refused_alone_and_never_abort_the_group_commit(tmp_path):
+    """Ids that cannot be LMDB keys: that one operation is refused with the reason; the rest of
+    the transaction commits; an accepted message with an unusable id is unknown, not stranded."""
+    store = Store.open(tmp_path / "db")
+    new = [NewMessage(to=f"+7916000000{i}", text="hi", sender="S", ext_id=str(i)) for i in range(3)]
+    store.enqueue("b", new, now=1.0)
+    a, b, c = store.claim("default", 3, 2.0)
+    results = store.apply(
+        [
+            MarkSent(id=a.id, smsc_ids=[""], at=3.0),
+            MarkSent(id=b.id, smsc_ids=["x" * 600], at=3.0),
+            MarkSent(id=c.id, smsc_ids=["ok-1"], at=3.0),
+            RecordReceipt(
+                candidates=(" " * 0,), state="delivered", final=True, stat="DELIVRD",
+                err=None, network_error=None, at=4.0,
+            ),
+            RecordReceipt(
+                candidates=("y" * 600,), state="delivered", final=True, stat="DELIVRD",
+                err=None, network_error=None, at=4.0,
+            ),
+        ]
+    )
+    assert [r.ok for r in results] == [False, False, True, False, False]
+    assert "expected 1 to 511" in results[1].detail
+    assert store.get(a.id).state == "unknown" and store.get(b.id).state == "unknown"
+    assert store.get(c.id).state == "sent"
+    assert store.counts().states["inflight"] == 0
+    store.close()
