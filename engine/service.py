@@ -265,7 +265,7 @@ class Engine:
         return [b for op in self.operators.values() for b in op.binds]
 
     async def drained(self) -> bool:
-        if self._ops or self._writing or self._held:
+        if self._ops or self._writing or self._unread():
             return False
         if any(op.jobs_in.statistics().current_buffer_used for op in self.operators.values()):
             return False
@@ -273,8 +273,12 @@ class Engine:
             return False
         counts = await trio.to_thread.run_sync(self.store.counts)
         due = await trio.to_thread.run_sync(self.store.due_count, self.now())
-        awaiting = await trio.to_thread.run_sync(self.store.awaiting_receipts)
-        return due == 0 and counts.states["inflight"] == 0 and awaiting == 0
+        if due or counts.states["inflight"]:
+            return False
+        if self._held:  # every sent message's ids are committed: these can never match
+            self._retry_held(give_up=True)
+            return False
+        return await trio.to_thread.run_sync(self.store.awaiting_receipts) == 0
 
     # -- the writer: group commit ------------------------------------------
 
@@ -429,7 +433,11 @@ class Engine:
             self.totals["submitted"] += 1
             ids = [receipts.canonical_id(i) for i in out.smsc_ids]
             receipt = operator.cfg.registered_delivery
-            self.submit_op(st.MarkSent(id=job.msg_id, smsc_ids=ids, at=now, receipt=receipt))
+            self.submit_op(
+                st.MarkSent(
+                    id=job.msg_id, smsc_ids=ids, at=now, receipt=receipt, operator=operator.name
+                )
+            )
             return
         desc = f"0x{status:02X} {c.status_description(status)}"
         self.errors[desc] += 1
@@ -478,6 +486,7 @@ class Engine:
             network_error=rec.network_error[1] if rec.network_error else None,
             at=self.now(),
             hold=True,
+            operator=self._binds[inb.bind][0].name,
         )
         self._record_receipt(inb, op)
 
@@ -493,16 +502,20 @@ class Engine:
         for index, inb, op, since in receipts:
             result = results[index] if index < len(results) else None
             unmatched = result is not None and result.detail == "unmatched" and op.hold
+            if unmatched and inb.connection.closed:
+                continue  # it can no longer be answered: the SMSC will send it again
             if unmatched and len(self._held) < HOLD_RECEIPTS:
                 self._held.append((self.now() if since is None else since, inb, op))
             else:
                 self._ack(inb)
 
-    def _retry_held(self) -> None:
+    def _retry_held(self, give_up: bool = False) -> None:
         now, held = self.now(), self._held
         self._held = deque()
         for since, inb, op in held:
-            if now - since > HOLD_SECONDS:
+            if inb.connection.closed:
+                continue  # the SMSC sends it again on another connection
+            if give_up or now - since > HOLD_SECONDS:
                 self.totals["unmatched"] += 1
                 op = msgspec.structs.replace(op, hold=False)
             self._record_receipt(inb, op, since)

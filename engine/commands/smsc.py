@@ -142,6 +142,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="print the counters as JSON every S seconds",
     )
     a("--seed", type=int, help="seed for every random choice")
+    from engine.smsc.faults import FAULTS
+
+    a(
+        "--fault",
+        action="append",
+        default=[],
+        choices=sorted(FAULTS),
+        metavar="NAME",
+        help="misbehave on purpose (repeatable): "
+        + "; ".join(f"{name}: {what}" for name, what in FAULTS.items()),
+    )
+    a(
+        "--fault-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="each fault strikes every Nth time its event comes (default 10)",
+    )
 
 
 def options_from(args: argparse.Namespace):
@@ -157,6 +175,8 @@ def options_from(args: argparse.Namespace):
     for name in ("undeliv", "expired", "rejected", "error_rate"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise UsageError(f"--{name.replace('_', '-')}: expected a fraction between 0 and 1")
+    if args.fault_every < 1:
+        raise UsageError("--fault-every: expected an integer >= 1")
     if args.undeliv + args.expired + args.rejected > 1.0:
         raise UsageError("--undeliv + --expired + --rejected: must not exceed 1")
     dead: frozenset[str] = frozenset()
@@ -202,6 +222,8 @@ def options_from(args: argparse.Namespace):
         tls_key=args.tls_key or "",
         stats_interval=args.stats_interval,
         seed=args.seed,
+        faults=frozenset(args.fault),
+        fault_every=args.fault_every,
     )
 
 

@@ -476,12 +476,17 @@ class Connection:
 
     # -- the engine's calls ----------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """It has ended: what came in on it can no longer be answered."""
+        return self._closed or self.session.state is State.CLOSED
+
     def ack(self, inbound: Inbound, status: int = 0) -> bool:
         """Queue the answer to an inbound PDU once its effect is committed; flush() sends it.
 
         False when this connection has ended: the SMSC will send it again.
         """
-        if self._closed or self.session.state is State.CLOSED:
+        if self.closed:
             return False
         self.session.respond(inbound.pdu, status)
         return True

@@ -24,7 +24,9 @@ from engine.smpp.session import (
     Role,
     Session,
     State,
+    UnmatchedResponse,
 )
+from engine.smsc import faults as f
 
 if TYPE_CHECKING:
     from engine.smsc.server import Smsc
@@ -66,6 +68,11 @@ class Connection:
         self._write_lock = trio.Lock()
         self._last_rx = 0.0
         self._delayed = 0
+        self._extra = b""  # bytes no session would write (faults), sent after the session's
+        self._submits = 0
+        self._cut = False
+        self._trickling = False
+        self._trickle = trio.Event()
 
     @property
     def bound(self) -> bool:
@@ -79,6 +86,7 @@ class Connection:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._timer_task)
+                nursery.start_soon(self._trickle_bytes)
                 await self._reader()
                 nursery.cancel_scope.cancel()
         except* trio.TooSlowError:
@@ -98,6 +106,8 @@ class Connection:
             if not data:
                 return
             self._last_rx = trio.current_time()
+            if self._trickling:
+                continue  # it hears nothing more
             for ev in session.receive_data(data):
                 if isinstance(ev, RequestReceived):
                     self._request(ev.pdu)
@@ -105,9 +115,11 @@ class Connection:
                     self._response(ev.request, ev.response)
                 elif isinstance(ev, ProtocolViolation):
                     self.smsc.counters.add("malformed")
+                elif isinstance(ev, UnmatchedResponse) and isinstance(ev.pdu, p.GenericNack):
+                    self.smsc.counters.add("nacks_received")
             self._pump()
             await self._flush()
-            if session.state is State.CLOSED:
+            if session.state is State.CLOSED or self._cut:
                 return
 
     def _request(self, req: p.Pdu) -> None:
@@ -132,10 +144,22 @@ class Connection:
         self.session.respond(req, 0, system_id="VolleySMSC", sc_interface_version=0x34)
         self.smsc.counters.add("binds")
         self.smsc.bound(self)
+        faults = self.smsc.faults
+        if faults.on("mo-on-bind") and self.can_receive:
+            faults.struck["mo-on-bind"] += 1
+            self.queue_deliver(self.smsc.mo_pdu(self.smsc.options.mo_from or "79160000000"))
+        self._extra += f.bind_extras(faults)
+        if faults.on("trickle"):
+            faults.struck["trickle"] += 1
+            self._trickling = True
+            self._trickle.set()
 
     def _submit(self, req: p.SubmitSm | p.DataSm) -> None:
         smsc, counters = self.smsc, self.smsc.counters
         counters.add("submit_sm" if isinstance(req, p.SubmitSm) else "data_sm")
+        self._submits += 1
+        if self._misbehave(req):
+            return
         now = trio.current_time()
         status = 0
         if not smsc.throttle_allows(self, now):
@@ -150,9 +174,35 @@ class Connection:
         resp_id, receipt_id = smsc.next_message_id()
         counters.add("submit_ok")
         smsc.record(req, self)
-        self._answer(req, 0, resp_id)
+        bad_id = smsc.faults.accept_fault()
+        if bad_id:
+            self._extra += f.accepted_with(req, bad_id)
+        else:
+            self._answer(req, 0, resp_id)
         if req.registered_delivery & 0x03 and smsc.options.receipts:
             self._schedule_receipt(req, receipt_id, now)
+
+    async def _trickle_bytes(self) -> None:
+        """The ``trickle`` fault: a PDU's bytes one at a time, 1.5 s apart, never the last."""
+        await self._trickle.wait()
+        for byte in f.trickle_bytes():
+            await trio.sleep(1.5)
+            async with self._write_lock:
+                await self.stream.send_all(bytes([byte]))
+
+    def _misbehave(self, req: p.SubmitSm | p.DataSm) -> bool:
+        """A fault that takes this submit instead of an answer (it is recorded all the same)."""
+        faults = self.smsc.faults
+        if faults.on("cut") and self._submits % faults.every == 0:
+            faults.struck["cut"] += 1
+            self.smsc.record(req, self)
+            self._cut = True  # once what this read answered is out
+            return True
+        if faults.strikes("wrong-response"):
+            self.smsc.record(req, self)
+            self._extra += f.wrong_response(req, faults.struck["wrong-response"])
+            return True
+        return False
 
     def _answer(self, req: p.Pdu, status: int, message_id: str) -> None:
         delay = self.smsc.options.response_delay
@@ -188,6 +238,9 @@ class Connection:
             message_state=_STAT_STATE[stat],
             network_error_code=b"\x03" + err.to_bytes(2, "big"),
         )
+        for fault in ("receipt-blank-id", "receipt-long-id"):
+            if smsc.faults.strikes(fault):
+                receipt = f.receipt_with_bad_id(receipt, fault)
         delay = smsc.options.receipt_delay + smsc.rng.uniform(0, smsc.options.receipt_jitter)
         if delay <= 0:
             smsc.route_receipt(self, receipt)
@@ -221,7 +274,8 @@ class Connection:
         del waiting[:n]
 
     async def _flush(self) -> None:
-        data = self.session.data_to_send()
+        data = self.session.data_to_send() + self._extra
+        self._extra = b""
         if data:
             async with self._write_lock:
                 with trio.fail_after(self.smsc.options.send_timeout):

@@ -46,3 +46,5 @@ class Options(msgspec.Struct, kw_only=True, frozen=True):
     max_send_buffer: int = 4 * 1024 * 1024
     send_timeout: float = 10.0
     max_pdu_length: int = 65536
+    faults: frozenset[str] = frozenset()  # engine/smsc/faults.py: misbehaviour on purpose
+    fault_every: int = 10

@@ -24,6 +24,7 @@ from engine.smpp import constants as c
 from engine.smpp import pdu as p
 from engine.smpp.encoding import decode_text, split
 from engine.smsc.connection import Connection, Throttle
+from engine.smsc.faults import Faults
 from engine.smsc.options import Options
 
 
@@ -47,6 +48,7 @@ class Counters:
                 "connections",
                 "dropped_slow",
                 "max_delayed_responses",
+                "nacks_received",
             ),
             0,
         )
@@ -74,6 +76,7 @@ class Smsc:
             options.undeliv_fraction + options.expired_fraction + options.rejected_fraction
         )
         self._stamp_at, self._stamp = 0, ""
+        self.faults = Faults(options.faults, options.fault_every)
         self._tls: ssl.SSLContext | None = None
         if options.tls_cert:
             self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -228,6 +231,19 @@ class Smsc:
         if conn.can_receive:
             for receipt in self._held.pop(conn.system_id, []):
                 conn.queue_deliver(receipt)
+
+    def mo_pdu(self, source: str) -> p.DeliverSm:
+        """A one-part MO of --mo-text from ``source``."""
+        (part,) = split(self.options.mo_text, max_parts=1)
+        return p.DeliverSm(
+            source_addr_ton=1,
+            source_addr_npi=1,
+            source_addr=source.removeprefix("+"),
+            destination_addr=self.options.mo_to or "volley",
+            esm_class=part.esm_class,
+            data_coding=part.data_coding,
+            short_message=part.short_message,
+        )
 
     async def send_mo(self, source: str, text: str, destination: str = "") -> int:
         """A mobile-originated deliver_sm to every bound receiver; returns how many got it."""

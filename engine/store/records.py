@@ -72,6 +72,7 @@ class Message(Record):
     receipt: bool = True  # sent with registered_delivery: awaits a receipt
     window: str = ""  # a [windows.NAME] chosen for the batch instead of the kind's
     zone_default: bool = False  # its zone is [defaults] timezone: the number's was unknown
+    operator: str = ""  # the operator that accepted it (its SMSC ids are that SMSC's)
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -150,6 +151,7 @@ class MarkSent(Op, frozen=True, kw_only=True, tag=True):
     smsc_ids: list[str]
     at: float
     receipt: bool = True  # a receipt was requested; without one, nothing is awaited
+    operator: str = ""  # whose SMSC gave the ids: receipts are matched within that operator
 
 
 class Requeue(Op, frozen=True, kw_only=True, tag=True):
@@ -192,6 +194,7 @@ class RecordReceipt(Op, frozen=True, kw_only=True, tag=True):
     network_error: int | None
     at: float
     hold: bool = False  # unmatched: the caller will retry, do not count it yet
+    operator: str = ""  # the operator whose SMSC sent it
 
 
 class RecordMo(Op, frozen=True, kw_only=True, tag=True):

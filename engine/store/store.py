@@ -710,8 +710,8 @@ class Store:
             case r.MarkSent(at=at) if refused:  # never a bad key, never stranded in flight
                 tx.move(msg, r.UNKNOWN, at, reason=refused)
                 return r.Result(False, refused, op.id)
-            case r.MarkSent(smsc_ids=ids, at=at, receipt=receipt):
-                self._sent(tx, msg, ids, at, receipt)
+            case r.MarkSent(smsc_ids=ids, at=at, receipt=receipt, operator=operator):
+                self._sent(tx, msg, ids, at, receipt, operator)
             case r.Requeue(due=due, reason=reason, retry=retry):
                 state = r.QUEUED if due <= msg.updated or due <= 0 else r.SCHEDULED
                 tx.move(
@@ -729,13 +729,23 @@ class Store:
                 return r.Result(False, f"unknown operation {type(op).__name__}", op.id)
         return r.Result(True, "", op.id)
 
-    def _sent(self, tx: _Tx, msg: r.Message, ids: list[str], at: float, receipt: bool) -> None:
+    def _sent(
+        self, tx: _Tx, msg: r.Message, ids: list[str], at: float, receipt: bool, operator: str
+    ) -> None:
         key = _U64.pack(msg.id)
         put, smsc = tx.txn.put, self._db["smsc"]
         for part, smsc_id in enumerate(ids):
-            put(smsc_id.encode(), key + _PART[part & 0xFF], db=smsc)
+            put(_smsc_key(operator, smsc_id), key + _PART[part & 0xFF], db=smsc)
         if msg.state != r.INFLIGHT:
-            tx.move(msg, r.SENT, at, smsc_ids=ids, part_states=[""] * len(ids), receipt=receipt)
+            tx.move(
+                msg,
+                r.SENT,
+                at,
+                smsc_ids=ids,
+                part_states=[""] * len(ids),
+                receipt=receipt,
+                operator=operator,
+            )
             return
         tx.txn.delete(key, db=self._db["inflight"])
         if receipt:
@@ -746,14 +756,13 @@ class Store:
         msg.smsc_ids = ids
         msg.part_states = [""] * len(ids)
         msg.receipt = receipt
+        msg.operator = operator
         put(key, self._c.enc.encode(msg), db=self._db["msgs"])
 
     def _receipt(self, tx: _Tx, op: r.RecordReceipt) -> r.Result:
-        found = None
-        for cand in op.candidates:
-            found = tx.txn.get(cand.encode(), db=self._db["smsc"])
-            if found is not None:
-                break
+        found = self._find_smsc_id(tx, op.operator, op.candidates)
+        if found is None and op.operator:  # sent before ids were kept per operator
+            found = self._find_smsc_id(tx, "", op.candidates)
         if found is None:
             if not op.hold:
                 tx.bump(b"unmatched", 1)
@@ -784,6 +793,14 @@ class Store:
             msg.part_states = states
             tx.put(msg)
         return r.Result(True, op.state, mid)
+
+    def _find_smsc_id(self, tx: _Tx, operator: str, candidates: Sequence[str]) -> bytes | None:
+        get, db = tx.txn.get, self._db["smsc"]
+        for cand in candidates:
+            found = get(_smsc_key(operator, cand), db=db)
+            if found is not None:
+                return found
+        return None
 
     def _finish_sent(
         self, tx: _Tx, msg: r.Message, state: str, at: float, part_states: list[str]
@@ -892,7 +909,7 @@ class Store:
                 if msg is None:
                     continue
                 for smsc_id in msg.smsc_ids:
-                    tx.txn.delete(smsc_id.encode(), db=self._db["smsc"])
+                    tx.txn.delete(_smsc_key(msg.operator, smsc_id), db=self._db["smsc"])
                 tx.txn.delete(_enc_id(mid), db=self._db["msgs"])
                 tx.count(msg, msg.state, -1)
                 tx.bump(b"purged", 1)
@@ -1098,7 +1115,8 @@ def _bad_keys(op: r.Op) -> str:
     """Why an operation's keys cannot go into LMDB ("" when they can): checked before any
     write, so one bad operation is refused alone and never aborts a group commit."""
     if isinstance(op, r.MarkSent):
-        keys, room, what = op.smsc_ids, MAX_KEY, "SMSC message id"
+        room = MAX_KEY - len(_smsc_key(op.operator, ""))
+        keys, what = op.smsc_ids, "SMSC message id"
     elif isinstance(op, r.RecordReceipt):
         keys, room, what = op.candidates, MAX_KEY - 8, "receipt id"
         if not keys:
@@ -1112,6 +1130,11 @@ def _bad_keys(op: r.Op) -> str:
         if not 0 < size <= room:
             return f"{what} {key[:40]!r}: {size} octets, expected 1 to {room}"
     return ""
+
+
+def _smsc_key(operator: str, smsc_id: str) -> bytes:
+    """SMSC ids are unique per SMSC only: the index is keyed by operator and id."""
+    return (operator + "\0" + smsc_id).encode() if operator else smsc_id.encode()
 
 
 def _keys_before(txn: lmdb.Transaction, db: Any, end: bytes, limit: int = 1 << 62) -> list[bytes]:

@@ -7,6 +7,7 @@ other end, PDU by PDU, under MockClock.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from typing import Any
 
@@ -96,10 +97,8 @@ class Peer:
             self.submits.remove(req)
 
     async def send(self, data: bytes) -> None:
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
 
     async def flush(self) -> None:
         data = self.session.data_to_send()

@@ -381,12 +381,22 @@ def test_bad_keys_are_refused_alone_and_never_abort_the_group_commit(tmp_path):
             MarkSent(id=b.id, smsc_ids=["x" * 600], at=3.0),
             MarkSent(id=c.id, smsc_ids=["ok-1"], at=3.0),
             RecordReceipt(
-                candidates=(" " * 0,), state="delivered", final=True, stat="DELIVRD",
-                err=None, network_error=None, at=4.0,
+                candidates=(" " * 0,),
+                state="delivered",
+                final=True,
+                stat="DELIVRD",
+                err=None,
+                network_error=None,
+                at=4.0,
             ),
             RecordReceipt(
-                candidates=("y" * 600,), state="delivered", final=True, stat="DELIVRD",
-                err=None, network_error=None, at=4.0,
+                candidates=("y" * 600,),
+                state="delivered",
+                final=True,
+                stat="DELIVRD",
+                err=None,
+                network_error=None,
+                at=4.0,
             ),
         ]
     )
