@@ -1118,7 +1118,8 @@ def _bad_keys(op: r.Op) -> str:
         room = MAX_KEY - len(_smsc_key(op.operator, ""))
         keys, what = op.smsc_ids, "SMSC message id"
     elif isinstance(op, r.RecordReceipt):
-        keys, room, what = op.candidates, MAX_KEY - 8, "receipt id"
+        room = MAX_KEY - max(8, len(_smsc_key(op.operator, "")))  # unmatched: time(8) + id
+        keys, what = op.candidates, "receipt id"
         if not keys:
             return "receipt without an id"
     elif isinstance(op, r.RecordMo) and op.stop:
