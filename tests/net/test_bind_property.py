@@ -20,7 +20,11 @@ ACTIONS = ["answer", "answer", "answer", "error", "wrong", "receipt", "cut", "wa
 
 async def scenario(seed: int, jobs: int) -> None:
     rng = random.Random(seed)
-    h = Harness(operator(window=rng.choice([1, 3, 8]), tps=rng.choice([5.0, 50.0, 1000.0])))
+    vetoed = {rng.randrange(jobs)} if rng.random() < 0.3 else set()
+    h = Harness(
+        operator(window=rng.choice([1, 3, 8]), tps=rng.choice([5.0, 50.0, 1000.0])),
+        veto=lambda job: "stopped" if job.msg_id in vetoed else "",
+    )
     sent = {h.send_job(i, parts=rng.randint(1, 3)).msg_id for i in range(jobs)}
     async with trio.open_nursery() as nursery:
         await h.start(nursery)
