@@ -18,7 +18,9 @@ from engine.store.records import (
     Schedule,
     Skip,
 )
-from engine.store.store import Store, StoreError
+from engine.store.errors import StoreError
+from engine.store.lock import StoreLock, StoreLocked
+from engine.store.store import Store
 
 __all__ = [
     "FINAL",
@@ -39,4 +41,6 @@ __all__ = [
     "Skip",
     "Store",
     "StoreError",
+    "StoreLock",
+    "StoreLocked",
 ]

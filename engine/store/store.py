@@ -38,6 +38,8 @@ import lmdb
 import msgspec
 
 from engine.store import records as r
+from engine.store.errors import StoreError
+from engine.store.lock import StoreLock
 
 SCHEMA = 1
 
@@ -84,10 +86,6 @@ _NAMES = (
 LOAD_CHUNK = 50_000
 ZONE_DEFAULT = b"zone_default"
 T = TypeVar("T")
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked; the message says why and what to do."""
 
 
 def _ms(t: float) -> int:
@@ -267,18 +265,22 @@ class Store:
         map_size: int = 256 << 20,
         max_map_size: int = 64 << 30,
         sync: bool = True,
-        recover: bool = True,
+        prune_policy: PrunePolicy | None = None,
+        cap_policy: CapPolicy | None = None,
+        history_limit: int = 20,
+        stop_exempt_kinds: frozenset[str] = frozenset(),
     ) -> Store:
-        """Open (or create) the store; ``recover``: put back what a crash left in flight.
-
-        Only the first process of an engine opens with ``recover``: another
-        engine process's in-flight messages are not a crash's.
-        """
+        """Open (or create: directory 0700, files 0600) the store. Never recovers:
+        what a crash left in flight is put back only by :meth:`recover_inflight`,
+        which asks for the store's lock (one engine per store)."""
         p = Path(path)
         if readonly and not (p / "data.mdb").exists():
             raise StoreError(f"{p}: no store here yet")
         try:
-            p.mkdir(parents=True, exist_ok=True)
+            if not readonly:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.mkdir(mode=0o700, exist_ok=True)
+            _tighten(p)
             env = lmdb.open(
                 str(p),
                 map_size=map_size,
@@ -288,7 +290,9 @@ class Store:
                 metasync=sync,
                 max_readers=256,
                 lock=True,
+                mode=0o600,
             )
+            _tighten(p)
         except (lmdb.Error, OSError) as exc:
             raise StoreError(f"{p}: cannot open the store: {exc}") from None
         if readonly:
@@ -300,9 +304,12 @@ class Store:
             raise StoreError(f"{p}: not a Volley store or from another version: {exc}") from None
         store._check_schema()
         store.on_crash_inflight = on_crash_inflight
-        if not readonly and recover:
+        store.prune_policy = prune_policy
+        store.cap_policy = cap_policy
+        store.history_limit = history_limit
+        store.stop_exempt_kinds = stop_exempt_kinds
+        if not readonly:
             store._drop_unfinished_loads()
-            store.recovered = store.recover_inflight()
         return store
 
     def close(self) -> None:
@@ -368,13 +375,18 @@ class Store:
 
     # -- crash recovery -----------------------------------------------------
 
-    def recover_inflight(self, owner: bytes | None = None) -> int:
+    def recover_inflight(self, lock: StoreLock, owner: bytes | None = None) -> int:
         """Messages left in flight by a crash go back to the queue at their place
         (``on_crash_inflight = "resend"``) or end ``unknown`` ("hold").
 
-        ``owner``: only those claimed by that engine process (its :attr:`owner`
-        tag), when the others are still running; ``None``: all of them.
+        Only for the engine that has just taken the store's ``lock`` (or its
+        supervisor): any other process would put back what a running engine is
+        sending, and it would be sent twice. ``owner``: only those claimed by
+        that engine process (its :attr:`owner` tag), when the others are still
+        running; ``None``: all of them.
         """
+        if not isinstance(lock, StoreLock) or lock.inherited or not lock.covers(self.path):
+            raise StoreError(f"{self.path}: only the engine holding the store's lock recovers")
         policy = self.on_crash_inflight
 
         def recover(tx: _Tx) -> int:
@@ -1137,6 +1149,17 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _tighten(path: Path) -> None:
+    """The store readable by its owner only: directory 0700, files 0600 (if they are ours)."""
+    if not path.is_dir() or path.stat().st_uid != os.geteuid():
+        return
+    path.chmod(0o700)
+    for name in ("data.mdb", "lock.mdb", "volley.lock"):
+        f = path / name
+        if f.exists() and f.stat().st_uid == os.geteuid():
+            f.chmod(0o600)
 
 
 def _alive(pid: int) -> bool:
