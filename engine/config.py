@@ -8,11 +8,14 @@ with the file name (``engine.toml: operators[0].window: expected an integer >= 1
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
+
+from engine.sched.pacing import MAX_TPS
 
 PosInt = Annotated[int, Meta(ge=1)]
 NonNegInt = Annotated[int, Meta(ge=0)]
@@ -61,7 +64,7 @@ class SourceRule(Base):
 
 
 class OperatorConfig(Base):
-    name: str
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f#]+$")]
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=1, le=65535)] = 2775
     system_id: str = "volley"
@@ -73,7 +76,7 @@ class OperatorConfig(Base):
     bind: Literal["transceiver", "transmitter"] = "transceiver"
     binds: PosInt = 1
     window: PosInt = 64
-    tps: Annotated[float, Meta(gt=0)] = 100.0
+    tps: Annotated[float, Meta(gt=0, le=MAX_TPS)] = 100.0  # submit_sm per second
     prefixes: list[str] = []
     failover: list[str] = []
     address_range: str = ""
@@ -222,10 +225,39 @@ def _toml_words(message: str) -> str:
     return f"{key or '(top level)'}: {message[0].lower()}{message[1:]}"
 
 
+MAX_PASSWORD = 8  # octets: SMPP 3.4 password is a C-Octet String of at most 9 with its NUL
+
+
+def resolve_password(op: OperatorConfig, environ: Mapping[str, str]) -> str:
+    """The operator's bind password: ``password_env``'s value if set in the config, else
+    ``password``. An unset variable or a value over 8 octets is a ConfigError naming the
+    key; the value itself is never shown."""
+    if op.password_env:
+        value = environ.get(op.password_env)
+        if value is None:
+            raise ConfigError(
+                f"operators {op.name!r}: password_env: the variable {op.password_env} is not set"
+            )
+        key = f"password_env ({op.password_env})"
+    else:
+        value, key = op.password, "password"
+    if len(value.encode()) > MAX_PASSWORD:
+        raise ConfigError(
+            f"operators {op.name!r}: {key}: longer than {MAX_PASSWORD} octets "
+            "(the SMPP 3.4 limit; the value is not shown)"
+        )
+    return value
+
+
 def _check_semantics(cfg: Config) -> None:
     names = [op.name for op in cfg.operators]
     processes = cfg.engine.processes
     for i, op in enumerate(cfg.operators):
+        if len(op.password.encode()) > MAX_PASSWORD:
+            raise ConfigError(
+                f"operators[{i}].password: longer than {MAX_PASSWORD} octets "
+                "(the SMPP 3.4 limit; the value is not shown)"
+            )
         if names.count(op.name) > 1:
             raise ConfigError(f"operators[{i}].name: duplicate operator name {op.name!r}")
         if op.binds < processes:

@@ -139,6 +139,8 @@ def main(args: argparse.Namespace) -> int:
                         logging.getLogger("volley").error("--timeout: not drained, stopping")
                         await engine.stop()
                 await engine.stopped.wait()
+                if engine.stuck:  # --until-drained: what is left, no bind of this run can send
+                    code = 1
                 nursery.cancel_scope.cancel()
 
     try:
