@@ -98,7 +98,7 @@ def test_a_bad_tps_is_refused_and_changes_nothing(bad):
     with pytest.raises(ValueError, match="tps must be"):
         pacer.set_tps(bad)
     assert (pacer.target, pacer.rate, pacer.next_time(0.0)) == before
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="tps must be"):
         Pacer(bad)
 
 
