@@ -41,13 +41,13 @@ def run_ok(*args: str) -> str:
 
 
 def test_enqueue_numbers_and_segment_during_a_full_speed_run_resend_nothing(tmp_path):
-    n = 3000
+    n = 8000
     wire = tmp_path / "wire.jsonl"
     extra = tmp_path / "more.jsonl"
     extra.write_text(
         "".join(json.dumps({"to": f"+7917{i:07d}", "text": f"more {i}"}) + "\n" for i in range(50))
     )
-    with campaign(tmp_path, n, 2000, "--record", str(wire)) as cfg:
+    with campaign(tmp_path, n, 1500, "--record", str(wire)) as cfg:
         run = volley("run", "--config", str(cfg), "--until-drained", "--timeout", "90")
         wait_sending(cfg)
         for _ in range(2):
@@ -58,6 +58,7 @@ def test_enqueue_numbers_and_segment_during_a_full_speed_run_resend_nothing(tmp_
         rules = str(DATA / "reactivation.toml")
         run_ok("segment", customers, "--rules", rules, "--config", str(cfg),
                "--removal-list", str(tmp_path / "removal.csv"))  # fmt: skip
+        assert run.poll() is None, "the engine was still sending all along"
         assert run.wait(timeout=120) == 0
         states = status(cfg)
     sent = wire_counts(wire)
