@@ -28,7 +28,7 @@ class Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True
     pass
 
 
-class StoreConfig(Base):
+class StoreConfig(Base, frozen=True):
     path: str = "var/volley.lmdb"
     on_crash_inflight: Literal["resend", "hold"] = "resend"
     map_size_mb: PosInt = 256
@@ -37,16 +37,16 @@ class StoreConfig(Base):
     sync: bool = True
 
 
-class ControlConfig(Base):
+class ControlConfig(Base, frozen=True):
     socket: str = "var/volley.sock"
 
 
-class EngineConfig(Base):
+class EngineConfig(Base, frozen=True):
     # engine processes sharing the store, each with its share of every operator's binds
     processes: Annotated[int, Meta(ge=1, le=64)] = 1
 
 
-class DefaultsConfig(Base):
+class DefaultsConfig(Base, frozen=True):
     sender: str = "Volley"
     region: str = "RU"
     timezone: str = "Europe/Moscow"
@@ -55,7 +55,7 @@ class DefaultsConfig(Base):
     zone_table: str = ""
 
 
-class SourceRule(Base):
+class SourceRule(Base, frozen=True):
     """How to set source_addr TON/NPI for a sender of a given shape."""
 
     kind: Literal["alphanumeric", "shortcode", "international", "national"]
@@ -63,7 +63,7 @@ class SourceRule(Base):
     npi: NonNegInt
 
 
-class OperatorConfig(Base):
+class OperatorConfig(Base, frozen=True):
     name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f#]+$")]
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=1, le=65535)] = 2775
@@ -99,7 +99,7 @@ class OperatorConfig(Base):
     soft_errors: list[int] | None = None
 
 
-class WindowOverride(Base):
+class WindowOverride(Base, frozen=True):
     """A narrower window for some destinations (prefixes, e.g. a US state's area codes)."""
 
     prefixes: list[str]
@@ -112,7 +112,7 @@ class WindowOverride(Base):
     open_dates: list[str] = []
 
 
-class WindowConfig(Base):
+class WindowConfig(Base, frozen=True):
     days: list[Weekday] = msgspec.field(
         default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     )
@@ -125,7 +125,7 @@ class WindowConfig(Base):
     validity_margin: Duration = "15m"  # the SMSC's retries end this long before closing
 
 
-class CapConfig(Base):
+class CapConfig(Base, frozen=True):
     max: PosInt
     period: Duration
 
@@ -140,7 +140,7 @@ HARD_ERRORS = [
 SOFT_ERRORS = [6, 13, 27, 31, 32, 34]  # absent, barred, absent, busy, memory full, system failure
 
 
-class PruneConfig(Base):
+class PruneConfig(Base, frozen=True):
     after_failures: PosInt = 2
     soft_failures: PosInt = 5
     soft_span: Duration = "7d"
@@ -150,14 +150,14 @@ class PruneConfig(Base):
     soft_errors: list[int] = msgspec.field(default_factory=lambda: list(SOFT_ERRORS))
 
 
-class StopConfig(Base):
+class StopConfig(Base, frozen=True):
     keywords: list[str] = msgspec.field(
         default_factory=lambda: ["STOP", "СТОП", "ОТПИСАТЬСЯ", "UNSUBSCRIBE"]
     )
     transactional_exempt: bool = False
 
 
-class Config(Base):
+class Config(Base, frozen=True):
     store: StoreConfig = StoreConfig()
     control: ControlConfig = ControlConfig()
     engine: EngineConfig = EngineConfig()

@@ -250,10 +250,10 @@ class _Tx:
                 raw = txn.get(key, db=db["counters"])
                 value = (_U64.unpack(raw)[0] if raw else 0) + n
                 txn.put(key, _U64.pack(max(0, value)), db=db["counters"])
-        for batch, deltas in batches.items():
+        for batch, changes in batches.items():
             raw = txn.get(batch.encode(), db=db["batches"])
             info = self.s._c.batch.decode(raw) if raw else r.BatchInfo()
-            for state, n in deltas.items():
+            for state, n in changes.items():
                 info.counts[state] = info.counts.get(state, 0) + n
             info.counts = {k: v for k, v in info.counts.items() if v}
             txn.put(batch.encode(), enc.encode(info), db=db["batches"])
@@ -470,9 +470,15 @@ class Store:
         totals = {"dead": 0, "stopped": 0, "dropped": 0}
         try:
             for chunk in _chunks(messages, LOAD_CHUNK):
-                part, d, tally = self._write(
-                    lambda tx, ch=chunk: self._load_chunk(tx, batch, ch, now, drop_dead, staged)
+                load = functools.partial(
+                    self._load_chunk,
+                    batch=batch,
+                    chunk=chunk,
+                    now=now,
+                    drop_dead=drop_dead,
+                    staged=staged,
                 )
+                part, d, tally = self._write(load)
                 staged.merge(part)
                 dup += d
                 for key, n in tally.items():
@@ -744,7 +750,8 @@ class Store:
             keys = _keys_before(tx.txn, self._db["sched"], _U64.pack(_ms(now) + 1), 10_000)
             for key in keys:
                 msg = tx.get(_U64.unpack_from(key, 8)[0])
-                tx.move(msg, r.QUEUED, now)
+                if msg is not None:
+                    tx.move(msg, r.QUEUED, now)
             return len(keys)
 
         return self._write(promote)
@@ -859,9 +866,12 @@ class Store:
 
     def _within_cap(self, tx: _Tx, msg: r.Message, now: float) -> bool:
         """Count this send against the number's cap, or reschedule it (skip past expiry)."""
+        policy = self.cap_policy
+        if policy is None:
+            return True
         history = self._history(tx, msg.to)
-        sent = [t for t in history.sent if t > now - self.cap_policy.longest]
-        allowed = self.cap_policy.next_allowed(msg.kind, sent, now)
+        sent = [t for t in history.sent if t > now - policy.longest]
+        allowed = policy.next_allowed(msg.kind, sent, now)
         if allowed > now:
             if msg.expires is not None and allowed >= msg.expires:
                 tx.move(msg, r.SKIPPED, now, reason="frequency cap")
@@ -926,7 +936,8 @@ class Store:
             keys = _keys_before(tx.txn, self._db["sent"], _U64.pack(_ms(sent_before)), limit)
             for key in keys:
                 msg = tx.get(_U64.unpack_from(key, 8)[0])
-                tx.move(msg, r.UNKNOWN, now, reason="no receipt within receipt_timeout")
+                if msg is not None:
+                    tx.move(msg, r.UNKNOWN, now, reason="no receipt within receipt_timeout")
             return len(keys)
 
         return self._write(expire)
@@ -980,7 +991,12 @@ class Store:
 
     def stop(self, numbers: Iterable[str], reason: str, at: float) -> int:
         nums = list(numbers)
-        self._write(lambda tx: [self._stop(tx, n, reason, at) for n in nums])
+
+        def stop(tx: _Tx) -> None:
+            for n in nums:
+                self._stop(tx, n, reason, at)
+
+        self._write(stop)
         return len(nums)
 
     def restore(self, numbers: Iterable[str]) -> int:
@@ -1193,7 +1209,7 @@ class Store:
         ids = self._read(lambda txn: self._waiting_ids(txn, routes))
         moved = unroutable = 0
         for chunk in _chunks(ids, REROUTE_CHUNK):
-            m, u = self._write(lambda tx, ch=chunk: self._reroute(tx, ch, route_of))
+            m, u = self._write(functools.partial(self._reroute, ids=chunk, route_of=route_of))
             moved, unroutable = moved + m, unroutable + u
         if table:
             self._write(lambda tx: tx.txn.put(b"routing", table.encode(), db=self._db["meta"]))
