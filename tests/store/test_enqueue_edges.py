@@ -108,6 +108,7 @@ def test_a_long_id_names_its_line(cfg, tmp_path, capsys):
     assert f"{path}:3: id: 600 characters, at most 64" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_invalid_utf8_far_into_a_file_names_its_line_and_true_offset(cfg, tmp_path, capsys):
     line = json.dumps({"to": "+79161234567", "text": "hello"}).encode() + b"\n"
     n = 200_000
