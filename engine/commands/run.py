@@ -85,7 +85,8 @@ def main(args: argparse.Namespace) -> int:
     if args.worker:
         control = worker_socket(control, part[0])
     try:
-        inherited = StoreLock.from_environment(cfg.resolve(cfg.store.path))
+        store_path = cfg.resolve(cfg.store.path)
+        inherited = StoreLock.from_environment(store_path) if args.worker else None
         if args.worker and inherited is None:
             raise StoreError("--worker: started without its supervisor's store lock")
         store, lock, recovered = take_store(cfg, inherited)
