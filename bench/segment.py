@@ -25,7 +25,7 @@ from engine import config
 from engine.segment import rules
 from engine.segment.job import Job
 from engine.segment.sample import write
-from engine.store.setup import open_store
+from engine.wiring import open_store
 
 AS_OF = date(2026, 11, 23)
 RULES = Path(__file__).resolve().parent.parent / "examples" / "reactivation.toml"

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("engine.commands.run", "run the engine"),
     "enqueue": ("engine.commands.enqueue", "add a batch of messages to the queue"),
+    "cancel": ("engine.commands.cancel", "cancel a batch's queued and scheduled messages"),
     "status": ("engine.commands.status", "counts by state and batch, binds, windows"),
     "numbers": ("engine.commands.numbers", "dead numbers and the stop list"),
     "segment": ("engine.commands.segment", "segment a customer base into batches"),

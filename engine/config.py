@@ -8,11 +8,14 @@ with the file name (``engine.toml: operators[0].window: expected an integer >= 1
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
+
+from engine.sched.pacing import MAX_TPS
 
 PosInt = Annotated[int, Meta(ge=1)]
 NonNegInt = Annotated[int, Meta(ge=0)]
@@ -25,7 +28,7 @@ class Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True
     pass
 
 
-class StoreConfig(Base):
+class StoreConfig(Base, frozen=True):
     path: str = "var/volley.lmdb"
     on_crash_inflight: Literal["resend", "hold"] = "resend"
     map_size_mb: PosInt = 256
@@ -34,16 +37,16 @@ class StoreConfig(Base):
     sync: bool = True
 
 
-class ControlConfig(Base):
+class ControlConfig(Base, frozen=True):
     socket: str = "var/volley.sock"
 
 
-class EngineConfig(Base):
+class EngineConfig(Base, frozen=True):
     # engine processes sharing the store, each with its share of every operator's binds
     processes: Annotated[int, Meta(ge=1, le=64)] = 1
 
 
-class DefaultsConfig(Base):
+class DefaultsConfig(Base, frozen=True):
     sender: str = "Volley"
     region: str = "RU"
     timezone: str = "Europe/Moscow"
@@ -52,7 +55,7 @@ class DefaultsConfig(Base):
     zone_table: str = ""
 
 
-class SourceRule(Base):
+class SourceRule(Base, frozen=True):
     """How to set source_addr TON/NPI for a sender of a given shape."""
 
     kind: Literal["alphanumeric", "shortcode", "international", "national"]
@@ -60,8 +63,8 @@ class SourceRule(Base):
     npi: NonNegInt
 
 
-class OperatorConfig(Base):
-    name: str
+class OperatorConfig(Base, frozen=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f#]+$")]
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=1, le=65535)] = 2775
     system_id: str = "volley"
@@ -73,7 +76,7 @@ class OperatorConfig(Base):
     bind: Literal["transceiver", "transmitter"] = "transceiver"
     binds: PosInt = 1
     window: PosInt = 64
-    tps: Annotated[float, Meta(gt=0)] = 100.0
+    tps: Annotated[float, Meta(gt=0, le=MAX_TPS)] = 100.0  # submit_sm per second
     prefixes: list[str] = []
     failover: list[str] = []
     address_range: str = ""
@@ -96,7 +99,7 @@ class OperatorConfig(Base):
     soft_errors: list[int] | None = None
 
 
-class WindowOverride(Base):
+class WindowOverride(Base, frozen=True):
     """A narrower window for some destinations (prefixes, e.g. a US state's area codes)."""
 
     prefixes: list[str]
@@ -109,7 +112,7 @@ class WindowOverride(Base):
     open_dates: list[str] = []
 
 
-class WindowConfig(Base):
+class WindowConfig(Base, frozen=True):
     days: list[Weekday] = msgspec.field(
         default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     )
@@ -122,7 +125,7 @@ class WindowConfig(Base):
     validity_margin: Duration = "15m"  # the SMSC's retries end this long before closing
 
 
-class CapConfig(Base):
+class CapConfig(Base, frozen=True):
     max: PosInt
     period: Duration
 
@@ -137,7 +140,7 @@ HARD_ERRORS = [
 SOFT_ERRORS = [6, 13, 27, 31, 32, 34]  # absent, barred, absent, busy, memory full, system failure
 
 
-class PruneConfig(Base):
+class PruneConfig(Base, frozen=True):
     after_failures: PosInt = 2
     soft_failures: PosInt = 5
     soft_span: Duration = "7d"
@@ -147,14 +150,14 @@ class PruneConfig(Base):
     soft_errors: list[int] = msgspec.field(default_factory=lambda: list(SOFT_ERRORS))
 
 
-class StopConfig(Base):
+class StopConfig(Base, frozen=True):
     keywords: list[str] = msgspec.field(
         default_factory=lambda: ["STOP", "СТОП", "ОТПИСАТЬСЯ", "UNSUBSCRIBE"]
     )
     transactional_exempt: bool = False
 
 
-class Config(Base):
+class Config(Base, frozen=True):
     store: StoreConfig = StoreConfig()
     control: ControlConfig = ControlConfig()
     engine: EngineConfig = EngineConfig()
@@ -222,10 +225,39 @@ def _toml_words(message: str) -> str:
     return f"{key or '(top level)'}: {message[0].lower()}{message[1:]}"
 
 
+MAX_PASSWORD = 8  # octets: SMPP 3.4 password is a C-Octet String of at most 9 with its NUL
+
+
+def resolve_password(op: OperatorConfig, environ: Mapping[str, str]) -> str:
+    """The operator's bind password: ``password_env``'s value if set in the config, else
+    ``password``. An unset variable or a value over 8 octets is a ConfigError naming the
+    key; the value itself is never shown."""
+    if op.password_env:
+        value = environ.get(op.password_env)
+        if value is None:
+            raise ConfigError(
+                f"operators {op.name!r}: password_env: the variable {op.password_env} is not set"
+            )
+        key = f"password_env ({op.password_env})"
+    else:
+        value, key = op.password, "password"
+    if len(value.encode()) > MAX_PASSWORD:
+        raise ConfigError(
+            f"operators {op.name!r}: {key}: longer than {MAX_PASSWORD} octets "
+            "(the SMPP 3.4 limit; the value is not shown)"
+        )
+    return value
+
+
 def _check_semantics(cfg: Config) -> None:
     names = [op.name for op in cfg.operators]
     processes = cfg.engine.processes
     for i, op in enumerate(cfg.operators):
+        if len(op.password.encode()) > MAX_PASSWORD:
+            raise ConfigError(
+                f"operators[{i}].password: longer than {MAX_PASSWORD} octets "
+                "(the SMPP 3.4 limit; the value is not shown)"
+            )
         if names.count(op.name) > 1:
             raise ConfigError(f"operators[{i}].name: duplicate operator name {op.name!r}")
         if op.binds < processes:

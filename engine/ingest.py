@@ -20,10 +20,10 @@ import phonenumbers
 
 from engine.config import Config
 from engine.e164 import National, fast_e164
-from engine.routing import route_for
+from engine.routing import UNROUTED, route_for
 from engine.sched.schedule import Scheduler
 from engine.smpp import encoding
-from engine.store.records import NewMessage
+from engine.store.records import MAX_ID_CHARS, NewMessage
 
 MAX_ERRORS = 1000
 BUILTIN_KINDS = ("marketing", "transactional")
@@ -96,7 +96,9 @@ class Validator:
             raise BadField("to", f"{raw!r} is not a valid number")
         return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
-    def message(self, obj: Any) -> NewMessage:
+    def message(self, obj: Any, line: int = 0) -> NewMessage:
+        """A producer's message object, validated; ``line``: its line in the file, which
+        is also its id when it has none (so that re-running the file adds nothing)."""
         if not isinstance(obj, dict):
             raise BadField("line", "expected a JSON object")
         unknown = set(obj) - set(FIELDS)
@@ -120,9 +122,11 @@ class Validator:
         kind = obj.get("kind") or self.default_kind
         if kind not in self.kinds:
             raise BadField("kind", f"{kind!r}: expected one of {', '.join(sorted(self.kinds))}")
-        ext_id = obj.get("id", "")
-        if not isinstance(ext_id, str | int) or len(str(ext_id)) > 64:
-            raise BadField("id", "expected a string of at most 64 characters")
+        ext_id = obj.get("id", line or "")
+        if not isinstance(ext_id, str | int) or isinstance(ext_id, bool):
+            raise BadField("id", "expected a string or an integer")
+        if len(str(ext_id)) > MAX_ID_CHARS:
+            raise BadField("id", f"{len(str(ext_id))} characters, at most {MAX_ID_CHARS}")
         not_before = self.time(obj, "not_before")
         expires = self.time(obj, "expires")
         if not_before and expires and expires <= not_before:
@@ -137,6 +141,7 @@ class Validator:
             window=self.window,
             not_before=not_before,
             expires=expires,
+            line=line,
         )
 
     def new_message(
@@ -151,9 +156,15 @@ class Validator:
         window: str = "",
         not_before: float | None = None,
         expires: float | None = None,
+        line: int = 0,
     ) -> NewMessage:
-        """A validated message, routed and timed: due at its window's next opening if closed."""
-        route = route_for(to, self.cfg.operators)
+        """A validated message, routed and timed: due at its window's next opening if closed.
+
+        A number that no operator routes is refused (BadField "to"); with no operators
+        in the config at all (a producer's own config) the engine routes it when it
+        sends it.
+        """
+        route = self.route(to)
         due, zone, zone_default = self.timing(window or kind, kind, to, route, not_before)
         return NewMessage(
             to=to,
@@ -169,7 +180,15 @@ class Validator:
             zone=zone,
             window=window,
             zone_default=zone_default,
+            line=line,
         )
+
+    def route(self, to: str) -> str:
+        """The operator that routes ``to`` (BadField if none does)."""
+        route = route_for(to, self.cfg.operators)
+        if route == UNROUTED and self.cfg.operators:
+            raise BadField("to", f"no operator routes {to} (no matching prefixes, no default)")
+        return route
 
     def timing(
         self, window: str, kind: str, to: str, route: str, not_before: float | None = None
@@ -228,9 +247,37 @@ class Validator:
         return t.timestamp()
 
 
-def _json_lines(stream: io.TextIOBase) -> Iterator[tuple[int, Any]]:
+class _Text:
+    """A file's lines as text: bytes decoded line by line, so that a byte that is not
+    UTF-8 is reported with its line and its offset in the file (a bad line reads as
+    empty, and is reported once)."""
+
+    def __init__(self, stream: Iterable[str] | Iterable[bytes], errors: list[str], name: str):
+        self.stream, self.errors, self.name = stream, errors, name
+
+    def __iter__(self) -> Iterator[str]:
+        offset = 0
+        for n, raw in enumerate(self.stream, 1):
+            if isinstance(raw, str):
+                yield raw
+                continue
+            start = 3 if n == 1 and raw.startswith(b"\xef\xbb\xbf") else 0
+            try:
+                yield raw[start:].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                at = offset + start + exc.start
+                if len(self.errors) < MAX_ERRORS:
+                    self.errors.append(
+                        f"{self.name}:{n}: line: not UTF-8 ({exc.reason} at byte {at} of the "
+                        f"file, byte {start + exc.start + 1} of the line)"
+                    )
+                yield "\n"
+            offset += len(raw)
+
+
+def _json_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
     decoder = msgspec.json.Decoder()
-    for n, line in enumerate(stream, 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -239,8 +286,8 @@ def _json_lines(stream: io.TextIOBase) -> Iterator[tuple[int, Any]]:
             yield n, BadField("line", f"not valid JSON: {exc}")
 
 
-def _csv_rows(stream: io.TextIOBase) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(stream)
+def _csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(lines)
     missing = {"to", "text"} - set(reader.fieldnames or ())
     if missing:
         yield 1, BadField("header", f"missing column(s) {', '.join(sorted(missing))}")
@@ -250,22 +297,29 @@ def _csv_rows(stream: io.TextIOBase) -> Iterator[tuple[int, Any]]:
 
 
 def messages(
-    stream: io.TextIOBase, name: str, validator: Validator, *, fmt: str = "auto"
+    stream: io.TextIOBase | io.BufferedIOBase | Iterable[str] | Iterable[bytes],
+    name: str,
+    validator: Validator,
+    *,
+    fmt: str = "auto",
 ) -> Iterator[NewMessage]:
     """Valid messages in file order; raises IngestError at the end if any line was bad.
 
-    After the first bad line nothing more is yielded, but every line is still
-    checked so that the error lists them all (up to MAX_ERRORS).
+    ``stream``: text, or bytes (then a byte that is not UTF-8 is reported with its
+    line and offset). After the first bad line nothing more is yielded, but every
+    line is still checked so that the error lists them all (up to MAX_ERRORS).
+    A line without an id takes its line number as id.
     """
     if fmt == "auto":
         fmt = "csv" if name.endswith(".csv") else "jsonl"
-    rows: Iterable[tuple[int, Any]] = _csv_rows(stream) if fmt == "csv" else _json_lines(stream)
     errors: list[str] = []
+    lines = _Text(stream, errors, name)
+    rows: Iterable[tuple[int, Any]] = _csv_rows(lines) if fmt == "csv" else _json_lines(lines)
     for n, obj in rows:
         try:
             if isinstance(obj, BadField):
                 raise obj
-            msg = validator.message(obj)
+            msg = validator.message(obj, line=n)
         except BadField as bad:
             if len(errors) < MAX_ERRORS:
                 errors.append(f"{name}:{n}: {bad.field}: {bad.reason}")

@@ -27,11 +27,11 @@ import trio
 
 from engine import routing
 from engine import store as st
-from engine.config import Config, ConfigError, OperatorConfig, seconds
+from engine.config import Config, ConfigError, OperatorConfig, resolve_password, seconds
 from engine.control import protocol as cp
 from engine.control.server import ControlServer
 from engine.control.views import StoreView, window_views
-from engine.net.bind import Bind, password_for
+from engine.net.bind import Bind
 from engine.net.connection import Connection
 from engine.net.jobs import (
     Inbound,
@@ -44,7 +44,8 @@ from engine.net.jobs import (
     Unsent,
     Vetoed,
 )
-from engine.sched.pacing import Pacer
+from engine.rerouting import Rerouter
+from engine.sched.pacing import Pacer, check_tps
 from engine.sched.schedule import Scheduler
 from engine.smpp import constants as c
 from engine.smpp import encoding, receipts
@@ -87,7 +88,7 @@ class Operator:
         self.jobs_in, self.jobs = trio.open_memory_channel[Job](self.capacity)
         self.builder = SubmitBuilder(cfg, max_parts=engine.cfg.defaults.max_parts)
         self.paused = cfg.paused
-        password = password_for(cfg, os.environ.get)
+        password = resolve_password(cfg, os.environ)
         tls = tls_context(cfg, engine.cfg) if cfg.tls else None
         self.binds: list[Bind] = []
         for i in mine:
@@ -101,6 +102,11 @@ class Operator:
             self.binds.append(Bind(cfg, i, jobs=self.jobs, **common))
             if cfg.bind == "transmitter":
                 self.binds.append(Bind(cfg, i, jobs=None, mode="receiver", **common))
+
+    @property
+    def dead(self) -> bool:
+        """Every bind that could send has failed for good (credentials): nothing will go."""
+        return all(b.stats.state == "failed" for b in self.binds if b.mode != "receiver")
 
     @property
     def up(self) -> bool:
@@ -166,6 +172,8 @@ class Engine:
         self.history: deque[float] = deque(maxlen=HISTORY_SECONDS)  # submits/s, per second
         self.rates: dict[str, float] = {}  # per bind and "submit", "receipts": per second
         self._store_view = StoreView(store)
+        self.rerouter = Rerouter(cfg, store, self.db, first=part[0] == 0)
+        self.stuck = ""  # why --until-drained ended with messages no bind can send
 
     @property
     def stopping(self) -> bool:
@@ -202,6 +210,7 @@ class Engine:
                 nursery.start_soon(self._meter)
                 nursery.start_soon(self._outcome_loop)
                 nursery.start_soon(self._housekeeping)
+                await self.rerouter.start()
                 for op in self.operators.values():
                     nursery.start_soon(op.run)
                     nursery.start_soon(self._dispatch, op)
@@ -215,6 +224,8 @@ class Engine:
     async def _stop_when_drained(self) -> None:
         while not await self.drained():  # noqa: ASYNC110
             await trio.sleep(0.25)
+        if self.stuck:
+            log.error("%s", self.stuck)
         self._event("drained")
         await self.stop()
 
@@ -273,12 +284,33 @@ class Engine:
             return False
         counts = await trio.to_thread.run_sync(self.store.counts)
         due = await trio.to_thread.run_sync(self.store.due_count, self.now())
-        if due or counts.states["inflight"]:
+        if counts.states["inflight"]:
             return False
         if self._held:  # every sent message's ids are committed: these can never match
             self._retry_held(give_up=True)
             return False
-        return await trio.to_thread.run_sync(self.store.awaiting_receipts) == 0
+        if await trio.to_thread.run_sync(self.store.awaiting_receipts):
+            return False
+        if due:
+            self.stuck = await trio.to_thread.run_sync(self._unsendable, due)
+            return bool(self.stuck)
+        return True
+
+    def _unsendable(self, due: int) -> str:
+        """Why every due message is one that no bind of this run can send, or "" if some can:
+        no operator routes them, or only operators whose binds all failed (credentials)."""
+        from engine.routing import UNROUTED
+
+        counts = {UNROUTED: self.store.ready_count(UNROUTED)}
+        for op in self.operators.values():
+            if op.dead and all(self.operators[n].dead for n in op.cfg.failover):
+                counts[op.name] = self.store.ready_count(op.name)
+        if sum(counts.values()) < due:
+            return ""
+        parts = [f"{counts.pop(UNROUTED)} that no operator routes"] if counts[UNROUTED] else []
+        parts += [f"{n} that only operator {name}'s failed binds could send"
+                  for name, n in counts.items() if n]  # fmt: skip
+        return "not drained: " + ", ".join(parts)
 
     # -- the writer: group commit ------------------------------------------
 
@@ -354,6 +386,10 @@ class Engine:
         return next((self.operators[n] for n in down.cfg.failover if self.operators[n].up), None)
 
     def _hand_over(self, operator: Operator, route: str, msg: st.Message) -> None:
+        right = self.rerouter.misrouted(msg.route, msg.to)
+        if right is not None:  # the running config routes it elsewhere (engine/rerouting.py)
+            self.submit_op(st.Reroute(id=msg.id, route=right))
+            return
         if route != operator.name and not routing.accepts(operator.cfg, msg.to):
             self.submit_op(st.Requeue(id=msg.id, due=self.now() + 1.0, reason="no route"))
             return
@@ -418,8 +454,18 @@ class Engine:
             self.submit_op(st.Skip(id=outcome.job.msg_id, reason=outcome.reason, at=self.now()))
         elif isinstance(outcome, Unsent):
             self.submit_op(st.Requeue(id=outcome.job.msg_id, due=0.0, reason="not sent"))
+        elif isinstance(outcome, StateChanged) and outcome.state == "failed":
+            self._bind_failed(outcome)
         elif isinstance(outcome, StateChanged):
             self._event(f"bind {outcome.bind}: {outcome.state} {outcome.detail}".rstrip())
+
+    def _bind_failed(self, out: StateChanged) -> None:
+        """A bind that gave up for good (credentials refused): an ERROR, and an event."""
+        operator = self._binds[out.bind][0] if out.bind in self._binds else None
+        name = operator.name if operator else "?"
+        log.error("operator %s, bind %s failed: %s", name, out.bind, out.detail)
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.now()))
+        self.events.append(f"{stamp} bind {out.bind} (operator {name}) FAILED: {out.detail}")
 
     def _submitted(self, out: Submitted) -> None:
         job, status, now = out.job, out.status, self.now()
@@ -506,6 +552,9 @@ class Engine:
                 continue  # it can no longer be answered: the SMSC will send it again
             if unmatched and len(self._held) < HOLD_RECEIPTS:
                 self._held.append((self.now() if since is None else since, inb, op))
+            elif unmatched:  # no room to hold it: kept as unmatched (counted), then acked
+                self.totals["unmatched"] += 1
+                self._record_receipt(inb, msgspec.structs.replace(op, hold=False), since)
             else:
                 self._ack(inb)
 
@@ -569,6 +618,7 @@ class Engine:
                     self._event(f"{n} message(s) had no receipt within receipt_timeout: unknown")
             if self._held:
                 self._retry_held()
+            await self.rerouter.sweep(now)
             await self.db(self.store.purge, now - self.retention, 500)
             await trio.sleep(1.0)
 
@@ -666,7 +716,7 @@ class Engine:
                 return f"bind {name}: reconnecting"
             case cp.SetTps(operator=name, tps=tps):
                 operator = self._find_operator(name)
-                operator.pacer.set_tps(tps * operator.share)
+                operator.pacer.set_tps(check_tps(tps) * operator.share)
                 return f"operator {name}: tps set to {tps:g}"
             case cp.StopNumber(number=raw, reason=reason):
                 from engine.ingest import BadField, Validator

@@ -1,8 +1,10 @@
 """Several engine processes on one store: start them, keep them, speak for them.
 
 With ``[engine] processes = N`` (N > 1) ``volley run`` is this supervisor. It
-recovers what a crash left in flight, then starts N engine processes
-(``volley run --worker I/N``); each holds every I-th bind of every operator
+takes the store's lock (engine/store/lock.py) and recovers what a crash left in
+flight, then starts N engine processes (``volley run --worker I/N``), which
+share that lock: each inherits the locked descriptor, so a second engine still
+finds the store taken while any of them runs. Each holds every I-th bind of every operator
 and that share of the operator's TPS, claims from the shared queue (a claim is
 one LMDB transaction, so no message is claimed twice) and tags its claims so
 that its own in-flight messages can be recovered alone. A process killed by a
@@ -31,7 +33,9 @@ from engine.control import protocol as cp
 from engine.control.client import Client, ControlUnavailable
 from engine.control.server import ControlServer
 from engine.control.views import merge_snapshots, store_snapshot
-from engine.store.setup import open_store
+from engine.store import StoreLock
+from engine.store.lock import INHERITED_FD
+from engine.wiring import open_store
 
 log = logging.getLogger("volley.supervisor")
 
@@ -53,8 +57,11 @@ def owner_tag(index: int) -> bytes:
 
 
 class Supervisor:
-    def __init__(self, cfg: Config, config_path: str, control: Path, flags: list[str]) -> None:
+    def __init__(
+        self, cfg: Config, config_path: str, control: Path, flags: list[str], lock: StoreLock
+    ) -> None:
         self.cfg = cfg
+        self.lock = lock  # the store's: held here, shared with the engine processes
         self.n = cfg.engine.processes
         self.control = control
         self._argv = [sys.executable, "-m", "engine", "run", "--config", config_path, *flags]
@@ -77,8 +84,10 @@ class Supervisor:
         """Run engine process ``index``; after a crash, recover its claims and start it again."""
         while True:
             argv = [*self._argv, "--worker", f"{index}/{self.n}"]
-            env = {**os.environ, SUPERVISOR_PID: str(os.getpid())}
-            proc = await trio.lowlevel.open_process(argv, start_new_session=True, env=env)
+            env = {**os.environ, SUPERVISOR_PID: str(os.getpid()), INHERITED_FD: str(self.lock.fd)}
+            proc = await trio.lowlevel.open_process(
+                argv, start_new_session=True, env=env, pass_fds=(self.lock.fd,)
+            )
             self._procs[index] = proc
             log.info("engine process %d/%d started (pid %d)", index, self.n, proc.pid)
             code = await proc.wait()
@@ -118,9 +127,9 @@ class Supervisor:
             self.signal_all()
 
     def _recover(self, index: int) -> int:
-        store = open_store(self.cfg, recover=False)
+        store = open_store(self.cfg)
         try:
-            return store.recover_inflight(owner_tag(index))
+            return store.recover_inflight(self.lock, owner_tag(index))
         finally:
             store.close()
 

@@ -7,6 +7,7 @@ and the command palette send requests; destructive ones ask first.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -17,6 +18,7 @@ from textual.reactive import reactive
 from textual.widgets import TabbedContent
 from textual.worker import get_current_worker
 
+from engine.config import MAX_TPS
 from engine.control import protocol as p
 from tui.commands import VolleyCommands
 from tui.messages import ConnectionChanged, ReplyArrived, SnapshotArrived
@@ -148,10 +150,12 @@ class VolleyApp(App):
                 return
             try:
                 tps = float(answer)
-                if tps <= 0:
+                if not (math.isfinite(tps) and 0 < tps <= MAX_TPS):
                     raise ValueError
             except ValueError:
-                self.notify(f"{answer!r}: expected a number > 0", severity="error")
+                self.notify(
+                    f"{answer!r}: expected a number > 0 and at most {MAX_TPS:g}", severity="error"
+                )
                 return
             self.send(p.SetTps(operator=op.name, tps=tps))
 

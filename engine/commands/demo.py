@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from engine import config, ingest
-    from engine.store.setup import open_store
+    from engine.wiring import open_store
 
     console = Console()
     tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()

@@ -1,16 +1,19 @@
 """Add a batch of messages to the queue, atomically: every line is queued or none is.
 
 FILE is JSON Lines (one message object per line, see interface.md) or CSV with
-a header (to,text[,id,from,kind,not_before,expires]); "-" reads stdin. Safe to
-re-run: a message whose id is already in the batch, in any state, is not
-queued again. Bad input: exit 2 with one line per bad line, FILE:LINE: FIELD:
-reason, and nothing enqueued.
+a header (to,text[,id,from,kind,not_before,expires]); "-" reads stdin (then
+--batch is required). Safe to re-run: a message whose id is already in the
+batch, in any state, is not queued again; a line without an id takes its line
+number, and without --batch the batch id is the file's name and a hash of its
+content, so re-running the same file adds nothing, on any day. Bad input: exit 2
+with one line per bad line, FILE:LINE: FIELD: reason, and nothing enqueued.
+Safe while an engine runs: it never touches a message the engine holds.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -18,7 +21,11 @@ from pathlib import Path
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="JSON Lines or CSV file, or - for stdin")
-    parser.add_argument("--batch", metavar="ID", help="batch id (default: file name + date)")
+    parser.add_argument(
+        "--batch",
+        metavar="ID",
+        help="batch id, at most 128 bytes (default: the file's name and a hash of its content)",
+    )
     parser.add_argument("--kind", default="marketing", help="default kind for lines without one")
     parser.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
     parser.add_argument(
@@ -38,13 +45,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from engine import config, ingest
     from engine.cli import UsageError
+    from engine.sched.schedule import Scheduler
     from engine.store import StoreError
-    from engine.store.setup import open_store
+    from engine.store.errors import DuplicateId
+    from engine.store.store import check_batch_id
+    from engine.wiring import open_store
 
     cfg = config.load(args.config)
     name = "<stdin>" if args.file == "-" else args.file
-    batch = args.batch or f"{Path(name).stem}-{datetime.date.today():%Y%m%d}"
-    from engine.sched.schedule import Scheduler
+    if args.file == "-" and not args.batch:
+        raise UsageError("reading stdin needs --batch ID (to make a re-run idempotent)")
+    try:
+        batch = args.batch or default_batch(Path(args.file))
+        check_batch_id(batch)
+    except OSError as exc:
+        raise UsageError(f"{name}: {exc.strerror}") from None
+    except StoreError as exc:
+        raise UsageError(f"--batch: {exc}") from None
 
     if args.window and args.window not in cfg.windows:
         raise UsageError(f"--window: no [windows.{args.window}] in {args.config}")
@@ -54,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
     if args.kind not in validator.kinds:
         raise UsageError(f"--kind: {args.kind!r}: expected one of {sorted(validator.kinds)}")
     try:
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8-sig")  # noqa: SIM115
+        stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"{name}: {exc.strerror}") from None
     try:
@@ -77,8 +94,11 @@ def main(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         print(f"volley enqueue: nothing enqueued ({len(exc.lines)} bad lines)", file=sys.stderr)
         return 2
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except DuplicateId as exc:
+        print(f"{name}:{exc.line}: id: {exc.ext_id!r} is also on line {exc.first}, with "
+              "different content", file=sys.stderr)  # fmt: skip
+        print("volley enqueue: nothing enqueued", file=sys.stderr)
+        return 2
     except StoreError as exc:
         print(f"volley enqueue: {exc}", file=sys.stderr)
         return 1
@@ -98,6 +118,16 @@ def main(args: argparse.Namespace) -> int:
             f"timed in {cfg.defaults.timezone} ([defaults] timezone)"
         )
     return 0
+
+
+def default_batch(path: Path) -> str:
+    """The file's stem and the first 12 hex digits of its content's SHA-256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    stem = path.stem.encode()[:100].decode(errors="ignore")
+    return f"{stem}-{digest.hexdigest()[:12]}"
 
 
 def _lines(path: str) -> int | None:

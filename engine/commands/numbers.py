@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     from engine import config, ingest
     from engine.cli import UsageError
     from engine.store import StoreError
-    from engine.store.setup import open_store
+    from engine.wiring import open_store
 
     cfg = config.load(args.config)
     if args.action in ("stop", "restore"):

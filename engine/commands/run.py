@@ -3,9 +3,13 @@
 With --until-drained it exits 0 once nothing is ready or in flight and every
 sent message has its final receipt or has waited receipt_timeout; messages
 deferred to a later window do not keep it running. --timeout ends the run with
-exit 1 if it is not drained by then. SIGINT/SIGTERM: stop taking new work, wait
-for in-flight responses (bounded), unbind, exit 0; a second signal exits at once
-(nothing is lost: every state change is already committed).
+exit 1 if it is not drained by then. SIGINT/SIGTERM/SIGHUP: stop taking new work,
+wait for in-flight responses (bounded), unbind, exit 0; a second signal exits at
+once (nothing is lost: every state change is already committed).
+
+One engine per store: it holds the store's lock for its whole life; a second
+`volley run` on the same store exits 1 naming the holder's pid. Only the engine
+that has just taken the lock puts back what a crash left in flight.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import os
 import signal
 import sys
 from functools import partial
+
+# Each asks for a graceful stop (drain, unbind, exit 0); a second one: exit at once.
+DRAIN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +70,7 @@ def main(args: argparse.Namespace) -> int:
     from engine import config
     from engine.control.server import ControlError, claim_path
     from engine.service import Engine
-    from engine.store import StoreError
-    from engine.store.setup import open_store
+    from engine.store import StoreError, StoreLock
 
     cfg = config.load(args.config)
     part = _part(args.worker, cfg.engine.processes)
@@ -74,35 +80,49 @@ def main(args: argparse.Namespace) -> int:
         return 2
     control = cfg.resolve(cfg.control.socket)
     from engine.supervisor import STOP, STOP_NOW, owner_tag, worker_socket
+    from engine.wiring import take_store
 
     if args.worker:
         control = worker_socket(control, part[0])
+    try:
+        store_path = cfg.resolve(cfg.store.path)
+        inherited = StoreLock.from_environment(store_path) if args.worker else None
+        if args.worker and inherited is None:
+            raise StoreError("--worker: started without its supervisor's store lock")
+        store, lock, recovered = take_store(cfg, inherited)
+    except StoreError as exc:
+        print(f"volley run: {exc}", file=sys.stderr)
+        return 1
     try:
         claim_path(control)
         if cfg.engine.processes > 1 and not args.worker:
             for i in range(cfg.engine.processes):  # before any starts: every one's socket
                 claim_path(worker_socket(control, i))
-        store = open_store(cfg, recover=not args.worker)
-    except (StoreError, ControlError) as exc:
+    except ControlError as exc:
+        store.close()
+        lock.release()
         print(f"volley run: {exc}", file=sys.stderr)
         return 1
     if args.worker:
         store.owner = owner_tag(part[0])
-    if getattr(store, "recovered", 0):
+    if recovered:
         logging.getLogger("volley").info(
             "recovered %d message(s) in flight at the last stop (%s)",
-            store.recovered,
+            recovered,
             cfg.store.on_crash_inflight,
         )
     if cfg.engine.processes > 1 and not args.worker:
         store.close()
-        return _supervise(cfg, args, control)
+        try:
+            return _supervise(cfg, args, control, lock)
+        finally:
+            lock.release()
     code = 0
 
     async def amain() -> None:
         nonlocal code
         engine = Engine(cfg, store, control=control, part=part)
-        watched = (signal.SIGINT, signal.SIGTERM) + ((STOP, STOP_NOW) if args.worker else ())
+        watched = DRAIN_SIGNALS + ((STOP, STOP_NOW) if args.worker else ())
         with trio.open_signal_receiver(*watched) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(engine.run, until_drained=args.until_drained))
@@ -120,12 +140,15 @@ def main(args: argparse.Namespace) -> int:
                         logging.getLogger("volley").error("--timeout: not drained, stopping")
                         await engine.stop()
                 await engine.stopped.wait()
+                if engine.stuck:  # --until-drained: what is left, no bind of this run can send
+                    code = 1
                 nursery.cancel_scope.cancel()
 
     try:
         trio.run(amain)
     finally:
         store.close()
+        lock.release()
     return code
 
 
@@ -141,7 +164,7 @@ def _part(worker: str | None, processes: int) -> tuple[int, int]:
     return int(index), int(n)
 
 
-def _supervise(cfg, args: argparse.Namespace, control) -> int:
+def _supervise(cfg, args: argparse.Namespace, control, lock) -> int:
     """[engine] processes > 1: start them and speak for them (engine/supervisor.py)."""
     import trio
 
@@ -150,12 +173,12 @@ def _supervise(cfg, args: argparse.Namespace, control) -> int:
     flags = ["--quiet"]
     flags += ["--until-drained"] if args.until_drained else []
     flags += ["--log-json"] if args.log_json else []
-    supervisor = Supervisor(cfg, args.config, control, flags)
+    supervisor = Supervisor(cfg, args.config, control, flags, lock)
     code = 0
 
     async def amain() -> None:
         nonlocal code
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(*DRAIN_SIGNALS) as signals:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_forward, signals, supervisor)
                 if args.until_drained and sys.stderr.isatty() and not args.quiet:

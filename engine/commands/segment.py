@@ -102,6 +102,6 @@ def _exists(cfg) -> bool:
 
 
 def _open(cfg, readonly: bool):
-    from engine.store.setup import open_store
+    from engine.wiring import open_store
 
     return open_store(cfg, readonly=readonly)

@@ -1,4 +1,5 @@
-"""Counts by state, by batch and by kind; the binds and windows when an engine runs.
+"""Counts by state, by batch and by kind; the binds and windows when an engine runs;
+the messages waiting that no operator routes (`unroutable`).
 
 Reads the store (read-only; never blocks a running engine). On a store that
 does not exist yet it prints zero counts. Counts are of messages, not parts.
@@ -29,6 +30,7 @@ def snapshot(cfg) -> dict:
         "binds": [],
         "unmatched_receipts": 0,
         "default_zone": 0,
+        "unroutable": 0,
         "unmatched_recent": [],
         "windows": windows_now(cfg, now),
         "scheduled_by_hour": {},
@@ -49,6 +51,7 @@ def snapshot(cfg) -> dict:
         kinds=counts.kinds,
         unmatched_receipts=counts.unmatched_receipts,
         default_zone=counts.zone_default,
+        unroutable=counts.unroutable,
         unmatched_recent=[{"ids": u.candidates, "stat": u.stat, "at": u.at} for u in unmatched],
         scheduled_by_hour={
             datetime.fromtimestamp(h, UTC).isoformat(timespec="minutes"): n
@@ -77,6 +80,7 @@ def live(cfg, snap: dict) -> dict:
         "paused_batches": s.paused_batches,
         "unmatched_receipts": s.unmatched,
         "default_zone": s.default_zone,
+        "unroutable": s.unroutable,
         "operators": msgspec.to_builtins(s.operators),
         "binds": msgspec.to_builtins(s.binds),
         "top_errors": s.top_errors,
@@ -139,6 +143,11 @@ def main(args: argparse.Namespace) -> int:
         console.print(
             f"{snap['default_zone']:,} message(s) waiting to be sent are timed in "
             f"{cfg.defaults.timezone} ([defaults] timezone): their number's zone is unknown"
+        )
+    if snap["unroutable"]:
+        console.print(
+            f"[bold red]{snap['unroutable']:,} message(s) waiting that no operator routes[/]: "
+            "add a prefix or a default route to [[operators]], or `volley cancel` their batch"
         )
     if snap["scheduled_by_hour"]:
         hours = Table(title="Scheduled by due hour (UTC)")

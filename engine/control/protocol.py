@@ -130,6 +130,7 @@ class Snapshot(Base):
     prunes: list[str] = []
     unmatched: int = 0
     default_zone: int = 0  # messages not yet sent timed in [defaults] timezone
+    unroutable: int = 0  # messages waiting that no operator of the running config routes
 
 
 class Ok(Base):

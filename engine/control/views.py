@@ -54,6 +54,7 @@ class StoreView:
             "receipts": {k: counts.states.get(k, 0) for k in RECEIPT_OUTCOMES},
             "unmatched": counts.unmatched_receipts,
             "default_zone": counts.zone_default,
+            "unroutable": counts.unroutable,
             "dead": dead,
             "stopped": stopped,
             "prunes": self._prunes,

@@ -214,10 +214,3 @@ class Bind:
         if self.latencies is not None and len(self.latencies) < 1_000_000:
             self.latencies.append(seconds_)
 
-
-def password_for(op: OperatorConfig, environ: Callable[[str], str | None]) -> str:
-    if op.password_env:
-        value = environ(op.password_env)
-        if value is not None:
-            return value
-    return op.password

@@ -240,7 +240,7 @@ class Connection:
         if not data:
             raise _Fault("connection closed by the SMSC")
         before = self.session.received
-        events = self.session.receive_data(data)
+        events = self.session.receive_data(bytes(data))
         if self.session.received != before:
             self._last_pdu = trio.current_time()
         return events
@@ -346,6 +346,8 @@ class Connection:
 
     async def _next_job(self) -> Job | None:
         bind = self.bind
+        jobs = bind.jobs
+        assert jobs is not None  # a receiver bind runs no sender
         while bind.paused and not self._stop_asked:
             await self._flush()
             with trio.CancelScope() as self._idle:
@@ -354,7 +356,7 @@ class Connection:
         if self._stop_asked:
             return None
         try:
-            return bind.jobs.receive_nowait()
+            return jobs.receive_nowait()
         except trio.WouldBlock:
             pass
         except trio.EndOfChannel:
@@ -362,7 +364,7 @@ class Connection:
         await self._flush()
         with trio.CancelScope() as self._idle:
             try:
-                return await bind.jobs.receive()
+                return await jobs.receive()
             except trio.EndOfChannel:
                 return None
             finally:

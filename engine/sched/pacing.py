@@ -1,16 +1,21 @@
-"""Per-operator submit pacing: GCRA for smoothness, a one-second log for the hard cap, AIMD.
+"""Per-operator submit pacing: one GCRA schedule that keeps every one-second window, AIMD.
 
 Pure logic: every method takes ``now`` (seconds, from whatever clock the caller
-uses; the engine passes ``trio.current_time()``). Two rules hold together:
+uses; the engine passes ``trio.current_time()``). Memory is a few floats,
+whatever the rate.
 
-- smooth: a GCRA schedule spaces submits ``1 / rate`` apart, with a small
-  tolerance so that a late wake-up can catch up and the average stays on target;
-- strict: no half-open one-second window ``(t - 1, t]`` sees more than ``tps``
-  submits, checked against the log of the last ``tps`` send times. Sliding
-  windows are what operators measure (interface.md: "tps").
+The contract (interface.md, "tps"): no one-second window at the SMSC sees more
+than ``tps`` submit_sm. A GCRA schedule with emission interval ``I`` and
+tolerance ``tau`` lets n consecutive submits span no less than
+``(n - 1) * I - tau``, so a half-open window of length ``W`` holds at most
+``N`` of them when ``I = (W + tau) / N``. The pacer takes ``W = 1 s + MARGIN``:
+a submit's way to the SMSC may vary by up to MARGIN (scheduling, the network)
+and the SMSC's one-second windows still hold at most ``N = floor(tps)``. The
+tolerance lets a late wake-up catch up without a burst beyond that bound. The
+price is a rate of ``N / (1 + MARGIN + TOLERANCE)``: 95.2% of ``tps``.
 
 Throttling (0x58/0x14) halves the rate at most once per ``cooldown``; each
-second without a throttle adds ``recover_step`` of the target back (AIMD).
+second without a throttle adds ``recover_fraction`` of the target back (AIMD).
 """
 
 from __future__ import annotations
@@ -18,6 +23,18 @@ from __future__ import annotations
 import math
 
 WINDOW = 1.0
+MARGIN = 0.03  # seconds of jitter on the way to the SMSC that the bound survives
+TOLERANCE = 0.02  # seconds a late sender may catch up
+MAX_TPS = 10_000.0  # per operator: engine.toml and SetTps refuse more
+
+
+def check_tps(tps: float) -> float:
+    """``tps`` as a float if it is a rate the pacer can keep, else ValueError."""
+    if isinstance(tps, bool) or not isinstance(tps, int | float):
+        raise ValueError(f"tps must be a number, got {tps!r}")
+    if not math.isfinite(tps) or tps <= 0 or tps > MAX_TPS:
+        raise ValueError(f"tps must be > 0 and at most {MAX_TPS:g}, got {tps!r}")
+    return float(tps)
 
 
 class Pacer:
@@ -25,12 +42,14 @@ class Pacer:
         self,
         tps: float,
         *,
-        tolerance: float = 0.05,
+        margin: float = MARGIN,
+        tolerance: float = TOLERANCE,
         min_rate: float = 1.0,
         cooldown: float = 1.0,
         recover_fraction: float = 0.05,
     ) -> None:
-        self._tolerance_s = tolerance
+        self._span = WINDOW + margin + tolerance
+        self._tolerance = tolerance
         self._min_rate = min_rate
         self._cooldown = cooldown
         self._recover_fraction = recover_fraction
@@ -38,45 +57,33 @@ class Pacer:
         self._last_throttle = -math.inf
         self._last_recover = -math.inf
         self.throttles = 0
+        self.target = self.rate = 0.0
+        self._interval = math.inf
         self.set_tps(tps)
 
-    def set_tps(self, tps: float) -> None:
-        """Change the contracted rate (config reload, or live from the TUI)."""
-        if tps <= 0:
-            raise ValueError(f"tps must be > 0, got {tps}")
-        recent = self._recent() if hasattr(self, "_log") else []
-        self.target = float(tps)
-        self.rate = self.target
-        self._cap = max(1, math.floor(self.target))
-        recent = recent[-self._cap :]
-        self._log = [-math.inf] * (self._cap - len(recent)) + recent
-        self._head = 0
-        self._interval = 1.0 / self.rate
-        self._tolerance = min(self._tolerance_s, WINDOW)
+    @property
+    def cap(self) -> int:
+        """The most submits any one-second window may see."""
+        return max(1, math.floor(self.target))
 
-    def _recent(self) -> list[float]:
-        """The logged send times, oldest first."""
-        return self._log[self._head :] + self._log[: self._head]
+    def set_tps(self, tps: float) -> None:
+        """Change the contracted rate (live from the TUI): checked first, then all at once."""
+        target = check_tps(tps)
+        self.target = self.rate = target
+        self._interval = self._interval_for(target)
+
+    def _interval_for(self, rate: float) -> float:
+        return self._span / min(rate, max(1, math.floor(self.target)))
 
     def next_time(self, now: float, n: int = 1) -> float:
         """The earliest time at which ``n`` more submits may go (``<= now`` means now)."""
         self._recover(now)
-        n = min(n, self._cap)
-        gcra = self._tat + (n - 1) * self._interval - self._tolerance
-        keep = self._cap - n
-        oldest_to_expire = self._log[(self._head + self._cap - keep - 1) % self._cap]
-        return max(gcra, oldest_to_expire + WINDOW)
+        return self._tat + (min(n, self.cap) - 1) * self._interval - self._tolerance
 
     def take(self, now: float, n: int = 1) -> int:
-        """Record ``n`` submits sent at ``now``; returns how many were granted (``<= cap``)."""
-        n = min(n, self._cap)
-        tat = max(self._tat, now)
-        self._tat = tat + n * self._interval
-        log, cap, head = self._log, self._cap, self._head
-        for _ in range(n):
-            log[head] = now
-            head = (head + 1) % cap
-        self._head = head
+        """Record ``n`` submits sent at ``now`` (after :meth:`next_time` allowed them)."""
+        n = min(n, self.cap)
+        self._tat = max(self._tat, now) + n * self._interval
         return n
 
     def throttled(self, now: float) -> None:
@@ -86,7 +93,7 @@ class Pacer:
         self._last_throttle = now
         self._last_recover = now
         self.throttles += 1
-        self._set_rate(max(self._min_rate, self.rate / 2), now)
+        self._set_rate(max(min(self._min_rate, self.target), self.rate / 2), now)
 
     def _recover(self, now: float) -> None:
         if self.rate >= self.target or now - self._last_recover < WINDOW:
@@ -98,5 +105,5 @@ class Pacer:
 
     def _set_rate(self, rate: float, now: float) -> None:
         self.rate = rate
-        self._interval = 1.0 / rate
+        self._interval = self._interval_for(rate)
         self._tat = max(self._tat, now)

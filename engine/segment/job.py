@@ -31,7 +31,8 @@ from engine.sched.schedule import Scheduler
 from engine.segment.customers import BadRow, Customer, Reader, rows
 from engine.segment.rules import CompiledSegment, Rules, RulesError
 from engine.smpp import encoding
-from engine.store import EnqueueResult, NewMessage, Store
+from engine.store import MAX_ID_CHARS, EnqueueResult, NewMessage, Store, StoreError
+from engine.store.store import check_batch_id
 
 CHUNK = 4096
 SAMPLES = 3
@@ -97,6 +98,7 @@ class Job:
         self.cfg, self.rules, self.store = cfg, rules, store
         self.as_of, self.dry_run = as_of, dry_run
         self.now = time.time() if now is None else now
+        self._source = ""
         self.removal_path = removal_list
         self.validator = ingest.Validator(cfg, scheduler=Scheduler(cfg), now=self.now)
         self.max_parts = rules.campaign.max_parts or cfg.defaults.max_parts
@@ -126,6 +128,7 @@ class Job:
     # -- the pass ---------------------------------------------------------------
 
     def run(self, stream: io.TextIOBase, source: str) -> Report:
+        self._source = source
         header, numbered = rows(stream, source)
         reader = Reader(self.rules.columns, header, self.as_of, source)
         with tempfile.TemporaryDirectory(prefix="volley-segment-") as tmp:
@@ -157,7 +160,12 @@ class Job:
             spool = None
             if seg.action == "send" and not self.dry_run:
                 spool = open(tmp / f"{seg.name}.spool", "wb")  # noqa: SIM115
-            out.append(_Segment(seg, self.rules.batch_id(seg.name, self.as_of), spool))
+            batch = self.rules.batch_id(seg.name, self.as_of)
+            try:
+                check_batch_id(batch)
+            except StoreError as exc:
+                raise RulesError(f"segment {seg.name}: {exc}") from None
+            out.append(_Segment(seg, batch, spool))
         return out
 
     def _removal(self, header: list[str]) -> tuple[IO[str], Any] | None:
@@ -207,6 +215,7 @@ class Job:
         try:
             customer = reader.customer(line, cells)
             e164 = self.validator.number(customer.phone)
+            self.validator.route(e164)
         except BadRow as exc:
             self._exclude("bad_row", f"{source}:{line}: {exc.field}: {exc.reason}")
             return None
@@ -285,6 +294,14 @@ class Job:
                     f"{self.max_parts} (line {customer.line}: {text!r})"
                 )
             return None
+        ext_id = customer.id or phone
+        if len(ext_id) > MAX_ID_CHARS:  # it would be a key of the store: an error, not a cut
+            column = self.rules.columns.id
+            result.error = result.error or (
+                f"{self._source}:{customer.line}: {column}: {len(ext_id)} characters, "
+                f"at most {MAX_ID_CHARS}"
+            )
+            return None
         result.recipients += 1
         name = enc.value.upper()
         result.messages[name] = result.messages.get(name, 0) + 1
@@ -298,9 +315,10 @@ class Job:
             text=text,
             sender=seg.sender or self.cfg.defaults.sender,
             kind=seg.kind,
-            ext_id=customer.id or phone,
+            ext_id=ext_id,
             parts=parts,
             window=seg.window,
+            line=customer.line,
         )
 
     def _count_parts(self, text: str) -> tuple[encoding.Encoding, int]:

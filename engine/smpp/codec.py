@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from engine.smpp import constants as c
 from engine.smpp import pdu as p
@@ -274,7 +275,7 @@ def _enc_empty(_: p.Pdu) -> bytes:
     return b""
 
 
-_ENCODERS: dict[type[p.Pdu], Callable[[p.Pdu], bytes]] = {
+_ENCODERS: dict[type[p.Pdu], Callable[[Any], bytes]] = {
     p.BindTransmitter: _enc_bind,
     p.BindReceiver: _enc_bind,
     p.BindTransceiver: _enc_bind,
@@ -388,8 +389,8 @@ _INT_TLVS = {
 }
 
 
-def _message_tlv_fields(r: _Reader, raw: dict[int, bytes]) -> dict[str, object]:
-    fields: dict[str, object] = {}
+def _message_tlv_fields(r: _Reader, raw: dict[int, bytes]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
     other = []
     for tag, value in raw.items():
         spec = _INT_TLVS.get(tag)
@@ -453,7 +454,7 @@ def _dec_bind_resp(cls: type[p._BindResp]) -> Callable[[_Reader, int, int], p.Pd
     return dec
 
 
-def _dec_message_checked(r: _Reader, seq: int, status: int) -> dict[str, object]:
+def _dec_message_checked(r: _Reader, seq: int, status: int) -> dict[str, Any]:
     service_type = r.cstr("service_type", _SERVICE_TYPE)
     src_ton, src_npi = r.unpack(_ADDR, "source_addr_ton")
     source_addr = r.cstr("source_addr", _ADDR_LEN)

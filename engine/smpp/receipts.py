@@ -19,6 +19,7 @@ from datetime import datetime
 import msgspec
 
 from engine.smpp import constants as c
+from engine.smpp.pdu import DataSm, DeliverSm
 
 _FIELDS = re.compile(
     rb"(?i)(?:^|\s)(id|sub|dlvrd|submit[ _]date|done[ _]date|stat|err)\s*:\s*(\S*)"
@@ -250,7 +251,7 @@ def _parse(
     )
 
 
-def parse_receipt_pdu(pdu: object) -> Receipt | ReceiptError:
+def parse_receipt_pdu(pdu: DeliverSm | DataSm) -> Receipt | ReceiptError:
     """Convenience over a DeliverSm or DataSm."""
     return parse_receipt(
         getattr(pdu, "short_message", b""),

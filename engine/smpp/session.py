@@ -91,7 +91,7 @@ class UnmatchedResponse(Event, frozen=True):
 # -- the tables --------------------------------------------------------------
 
 _BOUND = (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
-_BIND_STATE = {
+_BIND_STATE: dict[type[p.Pdu], State] = {
     p.BindTransmitter: State.BOUND_TX,
     p.BindReceiver: State.BOUND_RX,
     p.BindTransceiver: State.BOUND_TRX,

@@ -1,7 +1,11 @@
 """The durable LMDB queue (see engine/store/store.py for the layout and guarantees)."""
 
+from engine.store.errors import StoreError
+from engine.store.lock import StoreLock, StoreLocked
 from engine.store.records import (
     FINAL,
+    MAX_BATCH_BYTES,
+    MAX_ID_CHARS,
     STATES,
     Counts,
     EnqueueResult,
@@ -14,14 +18,17 @@ from engine.store.records import (
     RecordMo,
     RecordReceipt,
     Requeue,
+    Reroute,
     Result,
     Schedule,
     Skip,
 )
-from engine.store.store import Store, StoreError
+from engine.store.store import Store
 
 __all__ = [
     "FINAL",
+    "MAX_BATCH_BYTES",
+    "MAX_ID_CHARS",
     "STATES",
     "Counts",
     "EnqueueResult",
@@ -34,9 +41,12 @@ __all__ = [
     "RecordMo",
     "RecordReceipt",
     "Requeue",
+    "Reroute",
     "Result",
     "Schedule",
     "Skip",
     "Store",
     "StoreError",
+    "StoreLock",
+    "StoreLocked",
 ]

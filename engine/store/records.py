@@ -20,6 +20,7 @@ DELETED = "deleted"
 UNKNOWN = "unknown"
 FAILED = "failed"
 SKIPPED = "skipped"
+CANCELLED = "cancelled"
 
 STATES = (
     QUEUED,
@@ -34,9 +35,17 @@ STATES = (
     UNKNOWN,
     FAILED,
     SKIPPED,
+    CANCELLED,
 )
 PENDING = frozenset({QUEUED, SCHEDULED, INFLIGHT})
-FINAL = frozenset({DELIVERED, UNDELIVERED, EXPIRED, REJECTED, DELETED, UNKNOWN, FAILED, SKIPPED})
+FINAL = frozenset(
+    {DELIVERED, UNDELIVERED, EXPIRED, REJECTED, DELETED, UNKNOWN, FAILED, SKIPPED, CANCELLED}
+)
+UNROUTED = ""  # the route of a message no operator routes (engine/routing.py)
+
+# What becomes part of an LMDB key (at most 511 bytes) is bounded at the edge:
+MAX_BATCH_BYTES = 128  # a batch id, UTF-8
+MAX_ID_CHARS = 64  # a message's own id (ext_id); at most 256 bytes in UTF-8
 # A multi-part message takes its worst part's state.
 SEVERITY = {DELIVERED: 0, DELETED: 1, EXPIRED: 2, UNKNOWN: 3, UNDELIVERED: 4, REJECTED: 5}
 
@@ -72,6 +81,7 @@ class Message(Record):
     receipt: bool = True  # sent with registered_delivery: awaits a receipt
     window: str = ""  # a [windows.NAME] chosen for the batch instead of the kind's
     zone_default: bool = False  # its zone is [defaults] timezone: the number's was unknown
+    line: int = 0  # the line of its producer's file (0: none)
     operator: str = ""  # the operator that accepted it (its SMSC ids are that SMSC's)
 
 
@@ -91,6 +101,7 @@ class NewMessage(msgspec.Struct, kw_only=True):
     zone: str = ""
     window: str = ""
     zone_default: bool = False
+    line: int = 0  # its line in the producer's file: named when an id repeats with other content
 
 
 class BatchInfo(Record):
@@ -99,6 +110,7 @@ class BatchInfo(Record):
     created: float = 0.0
     loading_pid: int = 0
     paused: bool = False
+    cancelled: float = 0.0  # when `volley cancel` ended it (0: never)
 
 
 class StopEntry(Record):
@@ -162,6 +174,12 @@ class Requeue(Op, frozen=True, kw_only=True, tag=True):
     retry: bool = False
 
 
+class Reroute(Op, frozen=True, kw_only=True, tag=True):
+    """A claimed message whose route the running config changed: queued on ``route``."""
+
+    route: str
+
+
 class Schedule(Op, frozen=True, kw_only=True, tag=True):
     due: float
     reason: str = ""
@@ -218,6 +236,7 @@ class Counts(msgspec.Struct):
     kinds: dict[str, dict[str, int]]
     unmatched_receipts: int = 0
     zone_default: int = 0  # messages not yet sent whose zone fell back to the default
+    unroutable: int = 0  # messages not yet sent that no operator routes
 
 
 class EnqueueResult(msgspec.Struct):

@@ -38,6 +38,8 @@ import lmdb
 import msgspec
 
 from engine.store import records as r
+from engine.store.errors import DuplicateId, StoreError
+from engine.store.lock import StoreLock
 
 SCHEMA = 1
 
@@ -82,12 +84,10 @@ _NAMES = (
     "parked",
 )
 LOAD_CHUNK = 50_000
+REROUTE_CHUNK = 10_000
 ZONE_DEFAULT = b"zone_default"
+UNROUTABLE = b"unroutable"
 T = TypeVar("T")
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked; the message says why and what to do."""
 
 
 def _ms(t: float) -> int:
@@ -125,6 +125,7 @@ class _Tx:
         self.deltas: dict[tuple[str, str, str] | bytes, int] = {}
         self.moves: dict[tuple[str, str, str, str], int] = {}  # (batch, kind, from, to)
         self._paused: frozenset[str] | None = None
+        self._cancelled: frozenset[str] | None = None
         self._barring: tuple[bool, bool] | None = None
 
     @property
@@ -134,6 +135,14 @@ class _Tx:
             raw = self.txn.get(b"paused", db=self.db["meta"])
             self._paused = frozenset(msgspec.msgpack.decode(raw)) if raw else frozenset()
         return self._paused
+
+    @property
+    def cancelled(self) -> frozenset[str]:
+        """Cancelled batches: none of their messages is ever queued again."""
+        if self._cancelled is None:
+            raw = self.txn.get(b"cancelled", db=self.db["meta"])
+            self._cancelled = frozenset(msgspec.msgpack.decode(raw)) if raw else frozenset()
+        return self._cancelled
 
     def count(self, msg: r.Message, state: str, n: int) -> None:
         key = (msg.batch, msg.kind, state)
@@ -175,6 +184,8 @@ class _Tx:
             self.txn.put(entry[0], b"", db=entry[1])
 
     def move(self, msg: r.Message, state: str, at: float, **fields: Any) -> r.Message:
+        if state in (r.QUEUED, r.SCHEDULED) and self.cancelled and msg.batch in self.cancelled:
+            state, fields = r.CANCELLED, {"reason": "batch cancelled"}
         key = _U64.pack(msg.id)
         self.unindex(msg, key)
         self.moved(msg, state)
@@ -191,8 +202,17 @@ class _Tx:
         key = (msg.batch, msg.kind, msg.state, state)
         moves = self.moves
         moves[key] = moves.get(key, 0) + 1
-        if msg.zone_default and (msg.state in r.PENDING) != (state in r.PENDING):
-            self.bump(ZONE_DEFAULT, 1 if state in r.PENDING else -1)
+        if (msg.state in r.PENDING) != (state in r.PENDING):
+            if msg.zone_default:
+                self.bump(ZONE_DEFAULT, 1 if state in r.PENDING else -1)
+            if msg.route == r.UNROUTED:
+                self.bump(UNROUTABLE, 1 if state in r.PENDING else -1)
+
+    def set_route(self, msg: r.Message, route: str) -> None:
+        """A pending message's new route (its index entry is the caller's), counted."""
+        if msg.state in r.PENDING and (msg.route == r.UNROUTED) != (route == r.UNROUTED):
+            self.bump(UNROUTABLE, 1 if route == r.UNROUTED else -1)
+        msg.route = route
 
     def barring(self) -> tuple[bool, bool]:
         """Whether any number is pruned, and whether any is stop-listed (read once)."""
@@ -230,10 +250,10 @@ class _Tx:
                 raw = txn.get(key, db=db["counters"])
                 value = (_U64.unpack(raw)[0] if raw else 0) + n
                 txn.put(key, _U64.pack(max(0, value)), db=db["counters"])
-        for batch, deltas in batches.items():
+        for batch, changes in batches.items():
             raw = txn.get(batch.encode(), db=db["batches"])
             info = self.s._c.batch.decode(raw) if raw else r.BatchInfo()
-            for state, n in deltas.items():
+            for state, n in changes.items():
                 info.counts[state] = info.counts.get(state, 0) + n
             info.counts = {k: v for k, v in info.counts.items() if v}
             txn.put(batch.encode(), enc.encode(info), db=db["batches"])
@@ -267,18 +287,22 @@ class Store:
         map_size: int = 256 << 20,
         max_map_size: int = 64 << 30,
         sync: bool = True,
-        recover: bool = True,
+        prune_policy: PrunePolicy | None = None,
+        cap_policy: CapPolicy | None = None,
+        history_limit: int = 20,
+        stop_exempt_kinds: frozenset[str] = frozenset(),
     ) -> Store:
-        """Open (or create) the store; ``recover``: put back what a crash left in flight.
-
-        Only the first process of an engine opens with ``recover``: another
-        engine process's in-flight messages are not a crash's.
-        """
+        """Open (or create: directory 0700, files 0600) the store. Never recovers:
+        what a crash left in flight is put back only by :meth:`recover_inflight`,
+        which asks for the store's lock (one engine per store)."""
         p = Path(path)
         if readonly and not (p / "data.mdb").exists():
             raise StoreError(f"{p}: no store here yet")
         try:
-            p.mkdir(parents=True, exist_ok=True)
+            if not readonly:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.mkdir(mode=0o700, exist_ok=True)
+            _tighten(p)
             env = lmdb.open(
                 str(p),
                 map_size=map_size,
@@ -288,7 +312,9 @@ class Store:
                 metasync=sync,
                 max_readers=256,
                 lock=True,
+                mode=0o600,
             )
+            _tighten(p)
         except (lmdb.Error, OSError) as exc:
             raise StoreError(f"{p}: cannot open the store: {exc}") from None
         if readonly:
@@ -300,9 +326,12 @@ class Store:
             raise StoreError(f"{p}: not a Volley store or from another version: {exc}") from None
         store._check_schema()
         store.on_crash_inflight = on_crash_inflight
-        if not readonly and recover:
+        store.prune_policy = prune_policy
+        store.cap_policy = cap_policy
+        store.history_limit = history_limit
+        store.stop_exempt_kinds = stop_exempt_kinds
+        if not readonly:
             store._drop_unfinished_loads()
-            store.recovered = store.recover_inflight()
         return store
 
     def close(self) -> None:
@@ -368,13 +397,18 @@ class Store:
 
     # -- crash recovery -----------------------------------------------------
 
-    def recover_inflight(self, owner: bytes | None = None) -> int:
+    def recover_inflight(self, lock: StoreLock, owner: bytes | None = None) -> int:
         """Messages left in flight by a crash go back to the queue at their place
         (``on_crash_inflight = "resend"``) or end ``unknown`` ("hold").
 
-        ``owner``: only those claimed by that engine process (its :attr:`owner`
-        tag), when the others are still running; ``None``: all of them.
+        Only for the engine that has just taken the store's ``lock`` (or its
+        supervisor): any other process would put back what a running engine is
+        sending, and it would be sent twice. ``owner``: only those claimed by
+        that engine process (its :attr:`owner` tag), when the others are still
+        running; ``None``: all of them.
         """
+        if not isinstance(lock, StoreLock) or lock.inherited or not lock.covers(self.path):
+            raise StoreError(f"{self.path}: only the engine holding the store's lock recovers")
         policy = self.on_crash_inflight
 
         def recover(tx: _Tx) -> int:
@@ -429,18 +463,22 @@ class Store:
         """
         if self.readonly:
             raise StoreError("the store is open read-only")
-        bkey = batch.encode()
-        if b"\0" in bkey or not bkey:
-            raise StoreError(f"batch id {batch!r}: must be non-empty, without NUL")
+        bkey = check_batch_id(batch)
         self._write(lambda tx: self._mark_loading(tx, bkey))
         staged = _Staged()
         dup = 0
         totals = {"dead": 0, "stopped": 0, "dropped": 0}
         try:
             for chunk in _chunks(messages, LOAD_CHUNK):
-                part, d, tally = self._write(
-                    lambda tx, ch=chunk: self._load_chunk(tx, batch, ch, now, drop_dead, staged)
+                load = functools.partial(
+                    self._load_chunk,
+                    batch=batch,
+                    chunk=chunk,
+                    now=now,
+                    drop_dead=drop_dead,
+                    staged=staged,
                 )
+                part, d, tally = self._write(load)
                 staged.merge(part)
                 dup += d
                 for key, n in tally.items():
@@ -479,12 +517,18 @@ class Store:
         prefix = batch.encode() + b"\0"
         tally = {"dead": 0, "stopped": 0, "dropped": 0}
         first = self._next_ids(tx, len(chunk))
+        staged.first = staged.first or first
         dead, stopped = tx.barring()
         part = _Staged(staged.routes)
         for mid, m in enumerate(chunk, first):
             key = prefix + (m.ext_id or f"#{mid}").encode()
+            if len(m.ext_id) > r.MAX_ID_CHARS:
+                raise StoreError(
+                    f"id {m.ext_id[:20]!r}...: longer than {r.MAX_ID_CHARS} characters"
+                )
             idkey = _U64.pack(mid)
             if not txn.put(key, idkey, db=batchidx, overwrite=False):
+                self._check_repeat(tx, batch, m, txn.get(key, db=batchidx), staged.first)
                 continue  # already in this batch: from an earlier run or this file
             barred = self._barred(txn, m.to, m.kind, now) if dead or stopped else ""
             if barred == "dead" and drop_dead:
@@ -513,13 +557,34 @@ class Store:
                 zone=m.zone,
                 window=m.window,
                 zone_default=m.zone_default,
+                line=m.line,
             )
             txn.put(idkey, enc.encode(msg), db=msgs, append=True)
             part.add(msg)
         return part, len(chunk) - part.n - tally["dropped"], tally
 
+    def _check_repeat(
+        self, tx: _Tx, batch: str, m: r.NewMessage, existing: bytes, first: int
+    ) -> None:
+        """An id seen earlier in this same load must carry the same message."""
+        mid = _U64.unpack(existing)[0]
+        if mid < first:
+            return  # from an earlier load: not queued again (idempotent)
+        old = tx.get(mid)
+        if old is None:
+            return
+        same = (old.to, old.text, old.sender, old.kind, old.not_before, old.expires) == (
+            m.to, m.text, m.sender, m.kind, m.not_before, m.expires
+        )  # fmt: skip
+        if not same:
+            raise DuplicateId(batch, m.ext_id, old.line, m.line)
+
     def _publish(self, tx: _Tx, batch: str, staged: _Staged, now: float) -> None:
         """Index the staged messages (one putmulti per index) and count them: now visible."""
+        if staged.n and batch in tx.cancelled:
+            raise StoreError(
+                f"batch {batch!r} was cancelled: nothing enqueued (give new messages another batch)"
+            )
         parked = batch in tx.paused
         bprefix = batch.encode() + b"\0"
         routes = [route.encode() + b"\0" for route in staged.routes]
@@ -537,6 +602,7 @@ class Store:
         for (kind, state), n in staged.counts.items():
             tx.deltas[(batch, kind, state)] = tx.deltas.get((batch, kind, state), 0) + n
         tx.bump(ZONE_DEFAULT, staged.zone_default)
+        tx.bump(UNROUTABLE, staged.unroutable)
         bkey = batch.encode()
         info = self._c.batch.decode(txn.get(bkey, db=self._db["batches"]))
         info.loading_pid = 0
@@ -684,7 +750,8 @@ class Store:
             keys = _keys_before(tx.txn, self._db["sched"], _U64.pack(_ms(now) + 1), 10_000)
             for key in keys:
                 msg = tx.get(_U64.unpack_from(key, 8)[0])
-                tx.move(msg, r.QUEUED, now)
+                if msg is not None:
+                    tx.move(msg, r.QUEUED, now)
             return len(keys)
 
         return self._write(promote)
@@ -717,6 +784,9 @@ class Store:
                 tx.move(
                     msg, state, msg.updated, due=due, reason=reason, attempts=msg.attempts + retry
                 )
+            case r.Reroute(route=route):
+                tx.set_route(msg, route)
+                tx.move(msg, r.QUEUED, msg.updated, reason="re-routed")
             case r.Schedule(due=due, reason=reason):
                 tx.move(msg, r.SCHEDULED, msg.updated, due=due, reason=reason)
             case r.Fail(status=status, description=description, at=at):
@@ -819,9 +889,12 @@ class Store:
 
     def _within_cap(self, tx: _Tx, msg: r.Message, now: float) -> bool:
         """Count this send against the number's cap, or reschedule it (skip past expiry)."""
+        policy = self.cap_policy
+        if policy is None:
+            return True
         history = self._history(tx, msg.to)
-        sent = [t for t in history.sent if t > now - self.cap_policy.longest]
-        allowed = self.cap_policy.next_allowed(msg.kind, sent, now)
+        sent = [t for t in history.sent if t > now - policy.longest]
+        allowed = policy.next_allowed(msg.kind, sent, now)
         if allowed > now:
             if msg.expires is not None and allowed >= msg.expires:
                 tx.move(msg, r.SKIPPED, now, reason="frequency cap")
@@ -886,7 +959,8 @@ class Store:
             keys = _keys_before(tx.txn, self._db["sent"], _U64.pack(_ms(sent_before)), limit)
             for key in keys:
                 msg = tx.get(_U64.unpack_from(key, 8)[0])
-                tx.move(msg, r.UNKNOWN, now, reason="no receipt within receipt_timeout")
+                if msg is not None:
+                    tx.move(msg, r.UNKNOWN, now, reason="no receipt within receipt_timeout")
             return len(keys)
 
         return self._write(expire)
@@ -940,7 +1014,12 @@ class Store:
 
     def stop(self, numbers: Iterable[str], reason: str, at: float) -> int:
         nums = list(numbers)
-        self._write(lambda tx: [self._stop(tx, n, reason, at) for n in nums])
+
+        def stop(tx: _Tx) -> None:
+            for n in nums:
+                self._stop(tx, n, reason, at)
+
+        self._write(stop)
         return len(nums)
 
     def restore(self, numbers: Iterable[str]) -> int:
@@ -1005,7 +1084,7 @@ class Store:
         def read(txn: lmdb.Transaction) -> r.Counts:
             states: dict[str, int] = dict.fromkeys(r.STATES, 0)
             kinds: dict[str, dict[str, int]] = {}
-            unmatched = zone_default = 0
+            unmatched = zone_default = unroutable = 0
             for key, raw in txn.cursor(db=self._db["counters"]):
                 n = _U64.unpack(raw)[0]
                 parts = key.split(b"\0")
@@ -1017,12 +1096,14 @@ class Store:
                     unmatched = n
                 elif key == ZONE_DEFAULT:
                     zone_default = n
+                elif key == UNROUTABLE:
+                    unroutable = n
             batches = {}
             for key, raw in txn.cursor(db=self._db["batches"]):
                 info = self._c.batch.decode(raw)
                 if not info.loading_pid:
                     batches[key.decode()] = dict(info.counts)
-            return r.Counts(states, batches, kinds, unmatched, zone_default)
+            return r.Counts(states, batches, kinds, unmatched, zone_default, unroutable)
 
         return self._read(read)
 
@@ -1074,6 +1155,133 @@ class Store:
 
         return self._write(pause)
 
+    def cancel_batch(self, batch: str, at: float) -> int:
+        """End a batch: its queued and scheduled messages become ``cancelled``, in one
+        transaction; returns how many. Safe while an engine runs: what it has in flight
+        goes on (sent is sent), and whatever of the batch would be queued again (a
+        throttled retry, a crash's recovery) is cancelled instead.
+        """
+
+        def cancel(tx: _Tx) -> int:
+            bkey = batch.encode()
+            raw = tx.txn.get(bkey, db=self._db["batches"])
+            if raw is None or self._c.batch.decode(raw).loading_pid:
+                raise StoreError(f"no batch {batch!r}")
+            names = tx.cancelled | {batch}
+            tx.txn.put(b"cancelled", self._c.enc.encode(sorted(names)), db=self._db["meta"])
+            tx._cancelled = frozenset(names)
+            n = 0
+            for msg in self._pending_of(tx, batch):
+                tx.move(msg, r.CANCELLED, at, reason="batch cancelled")
+                n += 1
+            info = self._c.batch.decode(tx.txn.get(bkey, db=self._db["batches"]))
+            info.cancelled = info.cancelled or at
+            tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
+            return n
+
+        return self._write(cancel)
+
+    def _pending_of(self, tx: _Tx, batch: str) -> list[r.Message]:
+        """A batch's queued and scheduled messages, via its (batch, id) index."""
+        prefix = batch.encode() + b"\0"
+        cur = tx.txn.cursor(db=self._db["batchidx"])
+        out = []
+        if cur.set_range(prefix):
+            for key, value in cur:
+                if not key.startswith(prefix):
+                    break
+                msg = tx.get(_U64.unpack(value)[0])
+                if msg is not None and msg.state in (r.QUEUED, r.SCHEDULED):
+                    out.append(msg)
+        return out
+
+    # -- routes: chosen by the running engine's config -------------------------
+
+    def routing_table(self) -> str:
+        """The fingerprint of the routing table the queue was last routed with."""
+        raw = self._read(lambda txn: txn.get(b"routing", db=self._db["meta"]))
+        return raw.decode() if raw else ""
+
+    def ready_routes(self) -> list[str]:
+        """The routes with queued messages (paused batches' excepted): one seek per route."""
+
+        def read(txn: lmdb.Transaction) -> list[str]:
+            out = []
+            cur = txn.cursor(db=self._db["ready"])
+            more = cur.first()
+            while more:
+                route = cur.key()[:-9]  # route NUL id(8)
+                out.append(route.decode())
+                more = cur.set_range(route + b"\x01")
+            return out
+
+        return self._read(read)
+
+    def ready_count(self, route: str) -> int:
+        """How many messages are queued on ``route``."""
+        return self._read(lambda txn: len(self._waiting_ids(txn, [route])))
+
+    def reroute(
+        self, route_of: Callable[[str], str], table: str = "", routes: Iterable[str] | None = None
+    ) -> tuple[int, int]:
+        """Route again what waits (queued, scheduled, parked), with ``route_of(number)``:
+        every such message, or only the queued ones of ``routes``. With ``table``
+        (the routing table's fingerprint), remembered once every message is done.
+        Returns (moved, left unroutable), in transactions of REROUTE_CHUNK messages.
+        """
+        ids = self._read(lambda txn: self._waiting_ids(txn, routes))
+        moved = unroutable = 0
+        for chunk in _chunks(ids, REROUTE_CHUNK):
+            m, u = self._write(functools.partial(self._reroute, ids=chunk, route_of=route_of))
+            moved, unroutable = moved + m, unroutable + u
+        if table:
+            self._write(lambda tx: tx.txn.put(b"routing", table.encode(), db=self._db["meta"]))
+        return moved, unroutable
+
+    def _waiting_ids(self, txn: lmdb.Transaction, routes: Iterable[str] | None) -> list[int]:
+        db = self._db
+        if routes is not None:
+            ids = []
+            for route in routes:
+                prefix = route.encode() + b"\0"
+                cur = txn.cursor(db=db["ready"])
+                if cur.set_range(prefix):
+                    for key in cur.iternext(values=False):
+                        if not key.startswith(prefix):
+                            break
+                        ids.append(_U64.unpack_from(key, len(key) - 8)[0])
+            return ids
+        ready = [
+            _U64.unpack_from(k, len(k) - 8)[0]
+            for k in txn.cursor(db=db["ready"]).iternext(values=False)
+        ]
+        parked = [
+            _U64.unpack_from(k, len(k) - 8)[0]
+            for k in txn.cursor(db=db["parked"]).iternext(values=False)
+        ]
+        sched = [
+            _U64.unpack_from(k, 8)[0] for k in txn.cursor(db=db["sched"]).iternext(values=False)
+        ]
+        return ready + parked + sched
+
+    def _reroute(self, tx: _Tx, ids: list[int], route_of: Callable[[str], str]) -> tuple[int, int]:
+        moved = unroutable = 0
+        for mid in ids:
+            msg = tx.get(mid)
+            if msg is None or msg.state not in (r.QUEUED, r.SCHEDULED):
+                continue
+            route = route_of(msg.to)
+            unroutable += route == r.UNROUTED
+            if route == msg.route:
+                continue
+            key = _U64.pack(mid)
+            tx.unindex(msg, key)
+            tx.set_route(msg, route)
+            tx.index(msg, key)
+            tx.put(msg)
+            moved += 1
+        return moved, unroutable
+
     def _queued_of(self, tx: _Tx, batch: str, parked: bool) -> list[r.Message]:
         """A batch's queued messages: from "parked" (a paused batch) or via its index."""
         prefix = batch.encode() + b"\0"
@@ -1114,6 +1322,7 @@ MAX_KEY = 511  # LMDB's default maximum key size, in octets
 def _bad_keys(op: r.Op) -> str:
     """Why an operation's keys cannot go into LMDB ("" when they can): checked before any
     write, so one bad operation is refused alone and never aborts a group commit."""
+    keys: Sequence[str]
     if isinstance(op, r.MarkSent):
         room = MAX_KEY - len(_smsc_key(op.operator, ""))
         keys, what = op.smsc_ids, "SMSC message id"
@@ -1160,7 +1369,8 @@ class _Staged:
         self.buf = bytearray()
         self.routes: dict[str, int] = {} if routes is None else routes
         self.counts: dict[tuple[str, str], int] = {}
-        self.n = self.scheduled = self.zone_default = 0
+        self.n = self.scheduled = self.zone_default = self.unroutable = 0
+        self.first = 0  # the first id this load took: an id repeated from then on is in it
 
     def add(self, msg: r.Message) -> None:
         route = self.routes.setdefault(msg.route, len(self.routes))
@@ -1171,6 +1381,7 @@ class _Staged:
         self.n += 1
         self.scheduled += scheduled
         self.zone_default += msg.zone_default
+        self.unroutable += msg.route == r.UNROUTED
 
     def merge(self, other: _Staged) -> None:
         self.buf += other.buf
@@ -1179,6 +1390,7 @@ class _Staged:
         self.n += other.n
         self.scheduled += other.scheduled
         self.zone_default += other.zone_default
+        self.unroutable += other.unroutable
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -1190,6 +1402,27 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def check_batch_id(batch: str) -> bytes:
+    """A batch id as its key: non-empty, at most MAX_BATCH_BYTES, no control characters."""
+    key = batch.encode()
+    if not key or len(key) > r.MAX_BATCH_BYTES:
+        raise StoreError(f"batch id: {len(key)} bytes, expected 1 to {r.MAX_BATCH_BYTES}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in batch):
+        raise StoreError(f"batch id {batch!r}: no control characters allowed")
+    return key
+
+
+def _tighten(path: Path) -> None:
+    """The store readable by its owner only: directory 0700, files 0600 (if they are ours)."""
+    if not path.is_dir() or path.stat().st_uid != os.geteuid():
+        return
+    path.chmod(0o700)
+    for name in ("data.mdb", "lock.mdb", "volley.lock"):
+        f = path / name
+        if f.exists() and f.stat().st_uid == os.geteuid():
+            f.chmod(0o600)
 
 
 def _alive(pid: int) -> bool:

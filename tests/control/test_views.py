@@ -6,7 +6,7 @@ from engine import config
 from engine.control.views import store_snapshot
 from engine.store import NewMessage
 from engine.store.records import Outcome
-from engine.store.setup import open_store
+from engine.wiring import open_store
 
 
 def make(tmp_path):

@@ -14,7 +14,7 @@ from engine import config
 from engine.control import protocol as cp
 from engine.control.client import Client
 from engine.control.views import merge_snapshots
-from engine.store import MarkSent, NewMessage, Store
+from engine.store import MarkSent, NewMessage, Store, StoreLock
 from tests.engine import test_crash_run as crash_run
 from tests.engine.test_crash_run import WINDOW, status, volley
 
@@ -147,7 +147,8 @@ def test_recovery_of_one_process_leaves_the_others_claims(tmp_path):
     store.owner = b"\x02"
     second = store.claim("default", 3, 2.0)
     store.apply([MarkSent(id=second[0].id, smsc_ids=["a"], at=3.0)])
-    assert store.recover_inflight(b"\x02") == 2
+    with StoreLock.acquire(tmp_path / "db") as lock:
+        assert store.recover_inflight(lock, b"\x02") == 2
     states = {m.id: m.state for m in store.messages()}
     assert [states[m.id] for m in first] == ["inflight"] * 3
     assert [states[m.id] for m in second] == ["sent", "queued", "queued"]

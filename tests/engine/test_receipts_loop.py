@@ -10,7 +10,7 @@ from engine import cli
 from engine.routing import route_for
 from engine.service import Engine
 from engine.store import NewMessage
-from engine.store.setup import open_store
+from engine.wiring import open_store
 
 from .helpers import make_config, operator, run_until_drained, simulator, states
 

@@ -13,7 +13,7 @@ import trio.testing
 from engine import ingest
 from engine.sched.schedule import Scheduler
 from engine.service import Engine
-from engine.store.setup import open_store
+from engine.wiring import open_store
 
 from .helpers import make_config, operator, run_until_drained, simulator, states
 

@@ -12,7 +12,7 @@ from engine.segment import report, rules
 from engine.segment.customers import BadRow, Reader, parse_date
 from engine.segment.job import Job
 from engine.segment.sample import write
-from engine.store.setup import open_store
+from engine.wiring import open_store
 
 AS_OF = date(2026, 11, 23)
 RULES = Path(__file__).resolve().parents[2] / "engine" / "data" / "reactivation.toml"

@@ -9,7 +9,7 @@ from engine import cli, config
 from engine.service import Engine
 from engine.smsc.options import Options
 from engine.smsc.server import Smsc
-from engine.store.setup import open_store
+from engine.wiring import open_store
 
 from .test_job import AS_OF, EDGE, RULES
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.store import STATES, Store
+from engine.store import STATES, Store, StoreLock
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +121,10 @@ def test_kill_while_moving_states_loses_nothing(tmp_path):
         proc = spawn(MOVER, path, seed)
         time.sleep(rng.uniform(0.1, 0.6))
         kill9(proc)
-        store = Store.open(path)  # recovery: inflight goes back to the queue
+        lock = StoreLock.acquire(path)
+        store = Store.open(path)
+        store.recover_inflight(lock)  # inflight goes back to the queue
+        lock.release()
         scan = check_consistent(store)
         assert scan["inflight"] == 0
         assert sum(scan.values()) == 300 * len(store.counts().batches)
@@ -131,7 +134,7 @@ def test_kill_while_moving_states_loses_nothing(tmp_path):
 READER = textwrap.dedent(
     """
     import sys
-    from engine.store import Store
+    from engine.store import Store, StoreLock
     s = Store.open(sys.argv[1], readonly=True)
     print("ready", flush=True)
     bad = 0

@@ -156,7 +156,7 @@ def test_status_counts_messages_timed_in_the_default_zone(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["default_zone"] == 2
     from engine import config
     from engine.store import MarkSent
-    from engine.store.setup import open_store
+    from engine.wiring import open_store
 
     store = open_store(config.load(path))
     (first,) = store.claim("ru", 1, 0.0)

@@ -15,6 +15,7 @@ from engine.store import (
     Skip,
     Store,
     StoreError,
+    StoreLock,
 )
 from engine.store import store as store_mod
 
@@ -164,6 +165,9 @@ def test_crash_recovery_of_inflight(tmp_path, policy, state):
     s.claim("op", 2, NOW)
     s.close()  # as if the process died here: two messages inflight
     s = Store.open(tmp_path / "db", on_crash_inflight=policy)
+    assert states(s) == {"queued": 2, "inflight": 2}  # opening alone recovers nothing
+    with StoreLock.acquire(tmp_path / "db") as lock:
+        assert s.recover_inflight(lock) == 2
     assert states(s) == ({"queued": 4} if state == "queued" else {"queued": 2, "unknown": 2})
     if policy == "resend":
         assert [m.id for m in s.claim("op", 4, NOW)] == [1, 2, 3, 4]

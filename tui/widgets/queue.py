@@ -26,6 +26,8 @@ class QueuePanel(Static):
             lines.append(f"{escape(w.kind[:10]):<11}{state}")
         if not snap.windows:
             lines.append("[$text-muted]none: any hour[/]")
+        if snap.unroutable:
+            lines.append(f"[$error]{snap.unroutable:,} unroutable[/]")
         if snap.default_zone:
             lines.append(f"[$warning]{snap.default_zone:,} in default zone[/]")
         if snap.scheduled_by_hour:
