@@ -213,4 +213,3 @@ class Bind:
         stats.latency_sum += seconds_
         if self.latencies is not None and len(self.latencies) < 1_000_000:
             self.latencies.append(seconds_)
-
