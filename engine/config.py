@@ -50,6 +50,8 @@ class DefaultsConfig(Base):
     receipt_timeout: Duration = "48h"
     max_parts: Annotated[int, Meta(ge=1, le=255)] = 6
     zone_table: str = ""
+    # the Russian number-range table (volley zones import); "": the store's, else the seed
+    zone_ranges: str = ""
 
 
 class SourceRule(Base):
