@@ -14,6 +14,8 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
+from engine import optout
+
 PosInt = Annotated[int, Meta(ge=1)]
 NonNegInt = Annotated[int, Meta(ge=0)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -150,9 +152,11 @@ class PruneConfig(Base):
 
 
 class StopConfig(Base):
-    keywords: list[str] = msgspec.field(
-        default_factory=lambda: ["STOP", "СТОП", "ОТПИСАТЬСЯ", "UNSUBSCRIBE"]
-    )
+    """Inbound opt-outs (engine/optout.py): a keyword or phrase, with polite words around."""
+
+    keywords: list[str] = msgspec.field(default_factory=lambda: list(optout.KEYWORDS))
+    phrases: list[str] = msgspec.field(default_factory=lambda: list(optout.PHRASES))
+    polite: list[str] = msgspec.field(default_factory=lambda: list(optout.POLITE))
     transactional_exempt: bool = False
 
 

@@ -129,6 +129,7 @@ class Mo(Record):
     text: str
     bind: str = ""
     stopped: bool = False
+    stop_rule: str = ""  # the opt-out rule that matched, or a note on why it did not
 
 
 class Unmatched(Record):
@@ -201,6 +202,7 @@ class RecordMo(Op, frozen=True, kw_only=True, tag=True):
     at: float
     bind: str = ""
     stop: bool = False
+    stop_rule: str = ""
 
 
 class Result(msgspec.Struct, frozen=True):

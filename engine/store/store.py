@@ -843,6 +843,7 @@ class Store:
             text=op.text,
             bind=op.bind,
             stopped=op.stop,
+            stop_rule=op.stop_rule,
         )
         tx.txn.put(_enc_id(n), self._c.enc.encode(mo), db=self._db["mo"], append=True)
         if op.stop:
