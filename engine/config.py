@@ -98,6 +98,9 @@ class OperatorConfig(Base):
     send_windows: dict[str, str] = {}
     hard_errors: list[int] | None = None  # this operator's err: codes; default [prune]
     soft_errors: list[int] | None = None
+    # what one SMS part costs on this route (your billing currency): segment dry runs
+    # and reports show the cost in money as well as in parts
+    price_per_part: Annotated[float, Meta(ge=0)] | None = None
 
 
 class WindowOverride(Base):
