@@ -169,3 +169,15 @@ def test_the_build_is_reproducible(tmp_path):
         outs.append(out.read_text())
     assert outs[0] == outs[1]
     assert "9140650000,9140799999,25" in outs[0]
+
+
+def test_every_federal_subject_has_a_real_zone_and_ranges_in_the_seed():
+    from zoneinfo import ZoneInfo
+
+    from engine.zones.regions import REGIONS
+
+    assert len(REGIONS) == 89
+    for region in REGIONS.values():
+        assert ZoneInfo(region.zone).key == region.zone
+        assert match(region.name) == region, region.name  # its own name reads back
+    assert {r.code for r in table.load().regions} == set(REGIONS)
