@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -36,9 +36,10 @@ from engine import ingest
 from engine.config import Config
 from engine.sched.caps import Caps
 from engine.sched.schedule import Scheduler
+from engine.segment import limits
 from engine.segment.customers import BadRow, Customer, Reader, rows
 from engine.segment.duplicates import Duplicates, standing
-from engine.segment.rules import CompiledSegment, Rules, RulesError, moment
+from engine.segment.rules import CompiledSegment, Rules, RulesError
 from engine.smpp import encoding
 from engine.store import EnqueueResult, NewMessage, Store
 
@@ -151,33 +152,11 @@ class Job:
             except ingest.BadField as exc:
                 raise RulesError(f"segment {seg.name}: sender: {exc.reason}") from None
             if seg.cap is not None:
-                _check_cap(seg, caps)
+                limits.check_cap(seg, caps)
             self._times[seg.name] = self._timing(seg)
 
     def _timing(self, seg: CompiledSegment) -> tuple[float | None, float | None]:
-        """The segment's not_before and expires as epoch times; errors name the segment."""
-        times = []
-        for key in ("not_before", "expires"):
-            spec = getattr(seg, key)
-            at = moment(spec)
-            if isinstance(at, timedelta):
-                at = self.reference + at
-            times.append(at.timestamp() if at is not None else None)
-        not_before, expires = times
-        if expires is not None and expires <= self.now:
-            raise RulesError(
-                f"segment {seg.name}: expires {seg.expires!r} "
-                f"({self.show(expires)}) is already past: nothing would be sent"
-            )
-        if not_before is not None and expires is not None and expires <= not_before:
-            raise RulesError(
-                f"segment {seg.name}: expires ({self.show(expires)}) is not after "
-                f"not_before ({self.show(not_before)})"
-            )
-        return not_before, expires
-
-    def show(self, t: float) -> str:
-        return datetime.fromtimestamp(t, self.zone).isoformat(sep=" ", timespec="minutes")
+        return limits.deadlines(seg, self.reference, self.now, self.zone)
 
     # -- the pass ---------------------------------------------------------------
 
@@ -458,26 +437,6 @@ class Job:
             if part.exists():
                 os.replace(part, self.removal_path)
                 report.removal_list = str(self.removal_path)
-
-
-def _check_cap(seg: CompiledSegment, caps: Caps) -> None:
-    """A segment cap counts the sends the store records per number, which it does only
-    for kinds that [caps] covers, and only for its longest period: refuse a cap that
-    would silently see no sends (or too few)."""
-    assert seg.cap is not None
-    if not caps.capped(seg.kind):
-        raise RulesError(
-            f"segment {seg.name}: cap: sends are counted per number only for kinds that "
-            f"engine.toml's [caps] covers, and it has no [caps.{seg.kind}]: this cap would "
-            f'never see a send. Add [caps.{seg.kind}] (e.g. max = 4, period = "30d"), or '
-            "remove the segment's cap"
-        )
-    if seg.cap[1] > caps.longest:
-        raise RulesError(
-            f"segment {seg.name}: cap: its period ({seg.cap[1] / 86400:g} days) is longer "
-            f"than the longest [caps] period ({caps.longest / 86400:g} days), past which "
-            "sends are not kept: give a [caps] rule that long a period, or shorten the cap"
-        )
 
 
 def _rewindable(stream: io.TextIOBase, tmp: Path, closing: contextlib.ExitStack) -> io.TextIOBase:

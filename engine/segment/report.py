@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from engine.segment.job import Report, SegmentResult
+from engine.segment.limits import show
 
 
 def render(report: Report, dry_run: bool) -> str:
@@ -86,16 +86,12 @@ def _segment(seg: SegmentResult, dry_run: bool, report: Report) -> list[str]:
 def _timing(seg: SegmentResult, zone: ZoneInfo) -> str:
     parts = []
     if seg.not_before is not None:
-        parts.append(f"not before {_at(seg.not_before, zone)}")
+        parts.append(f"not before {show(seg.not_before, zone)}")
     if seg.expires is not None:
-        parts.append(f"expires {_at(seg.expires, zone)}")
+        parts.append(f"expires {show(seg.expires, zone)}")
     if seg.later:
         parts.append(f"{_n(seg.later, 'message')} wait for the send window")
     return "; ".join(parts)
-
-
-def _at(t: float, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(t, zone).isoformat(sep=" ", timespec="minutes")
 
 
 def _money(amount: float) -> str:
