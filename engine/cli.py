@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("engine.commands.status", "counts by state and batch, binds, windows"),
     "numbers": ("engine.commands.numbers", "dead numbers and the stop list"),
     "segment": ("engine.commands.segment", "segment a customer base into batches"),
+    "zones": ("engine.commands.zones", "recipients' time zones: the Russian range table"),
     "tui": ("engine.commands.tui", "the operators' terminal UI"),
     "smsc": ("engine.commands.smsc", "the SMSC simulator"),
     "bench": ("engine.commands.bench", "the benchmarks (see bench/README.md)"),

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
+from engine import optout
 from engine.sched.pacing import MAX_TPS
 
 PosInt = Annotated[int, Meta(ge=1)]
@@ -53,6 +54,8 @@ class DefaultsConfig(Base, frozen=True):
     receipt_timeout: Duration = "48h"
     max_parts: Annotated[int, Meta(ge=1, le=255)] = 6
     zone_table: str = ""
+    # the Russian number-range table (volley zones import); "": the store's, else the seed
+    zone_ranges: str = ""
 
 
 class SourceRule(Base, frozen=True):
@@ -97,6 +100,9 @@ class OperatorConfig(Base, frozen=True):
     send_windows: dict[str, str] = {}
     hard_errors: list[int] | None = None  # this operator's err: codes; default [prune]
     soft_errors: list[int] | None = None
+    # what one SMS part costs on this route (your billing currency): segment dry runs
+    # and reports show the cost in money as well as in parts
+    price_per_part: Annotated[float, Meta(ge=0)] | None = None
 
 
 class WindowOverride(Base, frozen=True):
@@ -151,9 +157,11 @@ class PruneConfig(Base, frozen=True):
 
 
 class StopConfig(Base, frozen=True):
-    keywords: list[str] = msgspec.field(
-        default_factory=lambda: ["STOP", "СТОП", "ОТПИСАТЬСЯ", "UNSUBSCRIBE"]
-    )
+    """Inbound opt-outs (engine/optout.py): a keyword or phrase, with polite words around."""
+
+    keywords: list[str] = msgspec.field(default_factory=lambda: list(optout.KEYWORDS))
+    phrases: list[str] = msgspec.field(default_factory=lambda: list(optout.PHRASES))
+    polite: list[str] = msgspec.field(default_factory=lambda: list(optout.POLITE))
     transactional_exempt: bool = False
 
 

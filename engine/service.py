@@ -44,6 +44,7 @@ from engine.net.jobs import (
     Unsent,
     Vetoed,
 )
+from engine.optout import OptOutRules
 from engine.rerouting import Rerouter
 from engine.sched.pacing import Pacer, check_tps
 from engine.sched.schedule import Scheduler
@@ -158,6 +159,7 @@ class Engine:
         self._to_flush: set[Connection] = set()
         self._stopped_now: set[str] = set()  # STOPs received in this run, before commit
         self._stop_exempt = {"transactional"} if cfg.stop.transactional_exempt else set()
+        self._optout = OptOutRules(cfg.stop.keywords, cfg.stop.phrases, cfg.stop.polite)
         self._stopping = False
         self._claiming = 0  # claims under way on the writer thread
         self._nursery: trio.Nursery | None = None
@@ -573,7 +575,8 @@ class Engine:
         pdu = inb.pdu
         sm = pdu.short_message or pdu.message_payload or b""
         text = encoding.decode_text(encoding.strip_udh(sm, pdu.esm_class), pdu.data_coding)
-        stop = text.strip().casefold() in {k.casefold() for k in self.cfg.stop.keywords}
+        verdict = self._optout.check(text)
+        stop = verdict.stop
         self.totals["mo"] += 1
         self.submit_op(
             st.RecordMo(
@@ -583,6 +586,7 @@ class Engine:
                 at=self.now(),
                 bind=inb.bind,
                 stop=stop,
+                stop_rule=verdict.why,
             )
         )
         if stop:

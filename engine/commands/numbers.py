@@ -68,6 +68,7 @@ def mo_rows(store: Any) -> list[dict[str, Any]]:
             "to": mo.destination,
             "text": mo.text,
             "stopped": mo.stopped,
+            "stop_rule": mo.stop_rule,
         }
         for mo in store.list_mo()
     ]

@@ -5,7 +5,10 @@ rules file maps its columns and lists the segments in priority order (see
 examples/reactivation.toml). Each segment's batch is `<campaign>-<segment>-
 <as-of>` (--campaign overrides the rules' name), so a re-run the same day adds
 nothing. --dry-run enqueues nothing and prints, per segment, the recipients,
-exclusions by reason, parts by encoding and three rendered samples. A segment
+exclusions by reason, parts by encoding, the cost (where [[operators]]
+price_per_part is set), the timing (not_before, expires) and three rendered
+samples; duplicate phones name the rows that lost. A rules error (no consent
+mapping, a cap [caps] does not cover, an expiry already past) or a segment
 error (a message over the part limit) exits 2 and enqueues nothing.
 """
 

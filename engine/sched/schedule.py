@@ -16,6 +16,8 @@ import msgspec
 from engine.config import Config, WindowConfig, WindowOverride, seconds
 from engine.sched.windows import Window, closes_at_all, next_open_all, validity_period
 from engine.sched.zones import ZoneResolver, load_table
+from engine.zones.table import configured_path
+from engine.zones.table import load as load_ranges
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -23,7 +25,7 @@ class Decision(msgspec.Struct, frozen=True):
     due: float | None = None  # the next opening when closed (None: no opening within reach)
     closes_at: float | None = None  # when open inside a window: when it closes
     zone: str = ""
-    zone_source: str = ""  # "table", "number", "default" or "fixed"
+    zone_source: str = ""  # "table", "range", "number", "default" or "fixed"
 
 
 def window_of(w: WindowConfig | WindowOverride) -> Window:
@@ -36,7 +38,7 @@ class Scheduler:
         table = (
             load_table(cfg.resolve(cfg.defaults.zone_table)) if cfg.defaults.zone_table else None
         )
-        self.zones = ZoneResolver(cfg.defaults.timezone, table)
+        self.zones = ZoneResolver(cfg.defaults.timezone, table, load_ranges(configured_path(cfg)))
         self._kinds = {
             kind: (
                 window_of(w),

@@ -18,8 +18,20 @@ import msgspec
 from engine.segment.rules import Columns, RulesError
 
 DATE_CACHE = 100_000
-FALSY = frozenset({"", "0", "false", "no", "n", "нет", "f", "off"})
-TRUTHY = frozenset({"1", "true", "yes", "y", "да", "t", "on"})
+# consent as CRMs write it, in English, Russian and Romanian (any case; a trailing dot,
+# "+"/"-" and ✓ too); an empty cell is no consent
+TRUTHY = frozenset(
+    {"1", "true", "t", "yes", "y", "on", "+", "✓", "✔", "ok", "agree", "agreed", "opt-in",
+     "optin", "subscribed", "да", "д", "согласен", "согласна", "согласие", "подписан",
+     "da", "d", "acord", "de acord"}
+)  # fmt: skip
+FALSY = frozenset(
+    {"", "0", "false", "f", "no", "n", "off", "-", "✗", "disagree", "opt-out", "optout",
+     "unsubscribed", "нет", "н", "не согласен", "не согласна", "отказ", "отписан", "nu",
+     "dezabonat"}
+)  # fmt: skip
+ASSUMED = "assumed"
+NOT_NAMES = frozenset({"n/a", "null", "none", "unknown", "нет", "неизвестно"})
 
 
 class BadRow(ValueError):
@@ -85,7 +97,7 @@ class Reader:
         self.purchase = col(columns.last_purchase, "last_purchase")
         self.response = col(columns.last_response, "last_response")
         self.signup = col(columns.signup, "signup")
-        self.consent = col(columns.consent, "consent")
+        self.consent = col("" if columns.consent == ASSUMED else columns.consent, "consent")
         self.language = col(columns.language, "language")
         self.fields = {k: col(v, f"fields.{k}") for k, v in columns.fields.items()}
         self.dmy = columns.date_order == "dmy"
@@ -111,7 +123,8 @@ class Reader:
         }
         texts: dict[str, str] = {}
         if self.name is not None:
-            texts["name"] = cells[self.name].strip()
+            name = cells[self.name].strip()
+            texts["name"] = name if _is_name(name) else ""
             values["name"] = texts["name"] or None
         for key, i in self.fields.items():
             raw = cells[i].strip() if i is not None else ""
@@ -123,6 +136,17 @@ class Reader:
             values["language"] = language or None
         ident = cells[self.id].strip() if self.id is not None else ""
         return Customer(line, ident, phone, texts, values, language)
+
+    def standing(self, cells: list[str]) -> tuple[str, bool, int | None, int | None]:
+        """(phone as written, consent, days since the last activity, days since signing
+        up): what decides which of two rows with the same phone is kept. BadRow if wrong."""
+        if len(cells) < self.width:
+            cells = cells + [""] * (self.width - len(cells))
+        purchase = self._days("last_purchase", cells, self.purchase)
+        response = self._days("last_response", cells, self.response)
+        activity = min((d for d in (purchase, response) if d is not None), default=None)
+        signup = self._days("signup", cells, self.signup)
+        return cells[self.phone].strip(), self._consent(cells), activity, signup
 
     def _days(self, field: str, cells: list[str], i: int | None) -> int | None:
         if i is None:
@@ -141,12 +165,16 @@ class Reader:
     def _consent(self, cells: list[str]) -> bool:
         if self.consent is None:
             return True
-        raw = cells[self.consent].strip().casefold()
-        if raw in TRUTHY:
+        raw = cells[self.consent].strip()
+        word = " ".join(raw.casefold().replace("ё", "е").rstrip(".!").split())
+        if word in TRUTHY:
             return True
-        if raw in FALSY:
+        if word in FALSY:
             return False
-        raise BadRow(self.columns.consent, f"{raw!r}: expected yes/no, true/false or 1/0")
+        raise BadRow(
+            self.columns.consent,
+            f"{raw!r}: expected yes/no, да/нет, da/nu, true/false or 1/0",
+        )
 
 
 def parse_date(raw: str, dmy: bool, field: str) -> int:
@@ -166,6 +194,11 @@ def parse_date(raw: str, dmy: bool, field: str) -> int:
         raise BadRow(
             field, f"{raw!r}: expected a date such as 2026-11-01, 01.11.2026 or 01/11/2026"
         ) from None
+
+
+def _is_name(name: str) -> bool:
+    """A name to greet: letters, and not one of the placeholders CRMs write ("-", "N/A")."""
+    return any(c.isalpha() for c in name) and name.casefold() not in NOT_NAMES
 
 
 def _months(signup: int | None, activity: int | None) -> float | None:

@@ -1,34 +1,44 @@
 """The segmentation job: customers in, one batch per segment out (or a dry-run report).
 
-One streaming pass over the CSV: each row is validated, de-duplicated,
-checked for consent, classified into the first segment whose condition holds,
-screened against the store (stop list, dead numbers, frequency caps), and its
-message rendered and spooled to a temporary file per segment. Nothing is
-enqueued until the whole file has been read without a segment error; then each
-segment's spool goes to ``Store.enqueue`` as its own batch (idempotent on the
-customer's id, so a re-run the same day adds nothing). Memory holds one chunk
-of rows and the set of phones seen.
+Two streaming passes over the CSV. The first ranks the rows of each phone
+(engine/segment/duplicates.py: the row that can be messaged wins). The second
+validates each row, drops the rows that lost to another of their phone,
+checks consent, classifies the row into the first segment whose condition
+holds, screens it against the store (stop list, dead numbers, frequency caps),
+and renders and spools its message to a temporary file per segment, timed
+(the segment's ``not_before``/``expires``, its send window) and priced
+(``[[operators]] price_per_part``). Nothing is enqueued until the whole file
+has been read without a segment error; then each segment's spool goes to
+``Store.enqueue`` as its own batch (idempotent on the customer's id, so a
+re-run the same day adds nothing). Memory holds one chunk of rows and one int
+per distinct phone. A base read from a pipe is copied to a temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from engine import ingest
 from engine.config import Config
+from engine.sched.caps import Caps
 from engine.sched.schedule import Scheduler
+from engine.segment import limits
 from engine.segment.customers import BadRow, Customer, Reader, rows
+from engine.segment.duplicates import Duplicates, standing
 from engine.segment.rules import CompiledSegment, Rules, RulesError
 from engine.smpp import encoding
 from engine.store import MAX_ID_CHARS, EnqueueResult, NewMessage, Store, StoreError
@@ -51,6 +61,11 @@ class SegmentResult(msgspec.Struct):
     samples: list[str] = []
     error: str = ""
     enqueued: EnqueueResult | None = None
+    not_before: float | None = None  # the messages' not_before and expires, resolved
+    expires: float | None = None
+    later: int = 0  # messages that wait for their send window (or not_before)
+    cost: float = 0.0  # parts x the route's [[operators]] price_per_part
+    unpriced_parts: int = 0  # parts on routes without a price
 
     @property
     def total_parts(self) -> int:
@@ -64,8 +79,11 @@ class Report(msgspec.Struct):
     not_targeted: int = 0
     excluded: dict[str, int] = {}
     bad_lines: list[str] = []
+    duplicate_lines: list[str] = []  # the rows that lost to another row of their phone
     segments: list[SegmentResult] = []
     removal_list: str = ""
+    priced: bool = False  # some operator has a price_per_part
+    zone: str = "UTC"  # the zone times are shown in ([defaults] timezone)
 
     @property
     def errors(self) -> list[str]:
@@ -102,14 +120,25 @@ class Job:
         self.removal_path = removal_list
         self.validator = ingest.Validator(cfg, scheduler=Scheduler(cfg), now=self.now)
         self.max_parts = rules.campaign.max_parts or cfg.defaults.max_parts
+        self.zone = ZoneInfo(cfg.defaults.timezone)
+        # relative times ("+3d") count from the run, or from the start of the --as-of
+        # day when that is later (a batch prepared for a coming day)
+        start = datetime.combine(as_of, datetime.min.time(), self.zone)
+        self.reference = max(datetime.fromtimestamp(self.now, self.zone), start)
+        self._prices = {
+            op.name: op.price_per_part for op in cfg.operators if op.price_per_part is not None
+        }
+        self._times: dict[str, tuple[float | None, float | None]] = {}
         self._check(rules)
         self._encoder = msgspec.msgpack.Encoder()
-        self._seen: set[int] = set()
+        self._duplicates = Duplicates()
         self._excluded: Counter[str] = Counter()
         self._bad: list[str] = []
+        self._lost: list[str] = []
         self._parts: dict[str, tuple[encoding.Encoding, int]] = {}
 
     def _check(self, rules: Rules) -> None:
+        caps = Caps(self.cfg)
         for seg in rules.segments:
             if seg.action != "send":
                 continue
@@ -124,25 +153,40 @@ class Job:
                 self.validator.sender(seg.sender or self.cfg.defaults.sender)
             except ingest.BadField as exc:
                 raise RulesError(f"segment {seg.name}: sender: {exc.reason}") from None
+            if seg.cap is not None:
+                limits.check_cap(seg, caps)
+            self._times[seg.name] = self._timing(seg)
+
+    def _timing(self, seg: CompiledSegment) -> tuple[float | None, float | None]:
+        return limits.deadlines(seg, self.reference, self.now, self.zone)
 
     # -- the pass ---------------------------------------------------------------
 
     def run(self, stream: io.TextIOBase, source: str) -> Report:
         self._source = source
-        header, numbered = rows(stream, source)
-        reader = Reader(self.rules.columns, header, self.as_of, source)
-        with tempfile.TemporaryDirectory(prefix="volley-segment-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="volley-segment-") as tmp,
+            contextlib.ExitStack() as closing,
+        ):
+            stream = _rewindable(stream, Path(tmp), closing)
+            header, numbered = rows(stream, source)
+            reader = Reader(self.rules.columns, header, self.as_of, source)
+            try:
+                self._rank(numbered, reader)
+            except csv.Error as exc:
+                raise RulesError(f"{source}: not a readable CSV file: {exc}") from None
+            stream.seek(0)
+            header, numbered = rows(stream, source)
             segments = self._open(Path(tmp))
             removal = self._removal(header)
-            report = Report(self.rules.campaign.name, self.as_of)
-            chunk: list[tuple[int, list[str]]] = []
+            report = Report(
+                self.rules.campaign.name,
+                self.as_of,
+                priced=bool(self._prices),
+                zone=self.cfg.defaults.timezone,
+            )
             try:
-                for item in numbered:
-                    chunk.append(item)
-                    if len(chunk) >= CHUNK:
-                        self._chunk(chunk, reader, segments, removal, source, report)
-                        chunk = []
-                self._chunk(chunk, reader, segments, removal, source, report)
+                self._classify(numbered, reader, segments, removal, source, report)
             except csv.Error as exc:
                 raise RulesError(f"{source}: not a readable CSV file: {exc}") from None
             finally:
@@ -153,6 +197,35 @@ class Job:
                     removal[0].close()
             self._finish(report, segments, Path(tmp))
         return report
+
+    def _classify(
+        self,
+        numbered: Iterator[tuple[int, list[str]]],
+        reader: Reader,
+        segments: list[_Segment],
+        removal: tuple[IO[str], Any] | None,
+        source: str,
+        report: Report,
+    ) -> None:
+        """The second pass, a chunk of rows at a time."""
+        chunk: list[tuple[int, list[str]]] = []
+        for item in numbered:
+            chunk.append(item)
+            if len(chunk) >= CHUNK:
+                self._chunk(chunk, reader, segments, removal, source, report)
+                chunk = []
+        self._chunk(chunk, reader, segments, removal, source, report)
+
+    def _rank(self, numbered: Iterator[tuple[int, list[str]]], reader: Reader) -> None:
+        """The first pass: each valid row's standing among the rows of its phone."""
+        number, offer = self.validator.number, self._duplicates.offer
+        for line, cells in numbered:
+            try:
+                phone, consent, activity, signup = reader.standing(cells)
+                key = int(number(phone)[1:])
+            except (BadRow, ingest.BadField):
+                continue  # reported by the second pass
+            offer(key, standing(line, consent, activity, signup))
 
     def _open(self, tmp: Path) -> list[_Segment]:
         out = []
@@ -224,15 +297,29 @@ class Job:
             self._exclude("invalid_number", f"{source}:{line}: {column}: {exc.reason}")
             return None
         key = int(e164[1:])
-        if key in self._seen:
+        kept = self._duplicates.winner(key, line)
+        if kept:
             self._excluded["duplicate"] += 1
+            if len(self._lost) < LINES_SHOWN:
+                self._lost.append(self._lost_to(customer, e164, kept, source))
             return None
-        self._seen.add(key)
         if not customer.values["consent"]:
             self._excluded["no_consent"] += 1
             return None
         customer.phone = e164
         return customer
+
+    def _lost_to(self, customer: Customer, e164: str, kept: int, source: str) -> str:
+        """Which row of this customer's phone is kept instead of theirs, and why."""
+        v = customer.values
+        rank = standing(
+            customer.line, v["consent"], v["days_since_activity"], v["days_since_signup"]
+        )
+        why = self._duplicates.why(int(e164[1:]), rank)
+        return (
+            f"{source}:{customer.line}: {self.rules.columns.phone}: {e164} is also on line "
+            f"{kept}, which is kept ({why})"
+        )
 
     def _exclude(self, reason: str, detail: str) -> None:
         self._excluded[reason] += 1
@@ -266,7 +353,7 @@ class Job:
         """The customer's text in their language; None (counted) if a placeholder has
         no value and no fallback: never a literal ``{name}``."""
         seg = s.seg
-        variant = seg.variant(customer.language)
+        variant = seg.variant(customer.language, named=bool(customer.texts.get("name")))
         values: dict[str, str] = {}
         for field in variant.placeholders:
             value = seg.link if field == "link" else customer.texts.get(field, "")
@@ -302,15 +389,8 @@ class Job:
                 f"at most {MAX_ID_CHARS}"
             )
             return None
-        result.recipients += 1
-        name = enc.value.upper()
-        result.messages[name] = result.messages.get(name, 0) + 1
-        result.parts[name] = result.parts.get(name, 0) + parts
-        if len(result.samples) < SAMPLES:
-            result.samples.append(f"{phone}: {text}")
-        if s.spool is None:
-            return None
-        return self.validator.new_message(
+        not_before, expires = self._times[seg.name]
+        message = self.validator.new_message(
             to=phone,
             text=text,
             sender=seg.sender or self.cfg.defaults.sender,
@@ -319,7 +399,25 @@ class Job:
             parts=parts,
             window=seg.window,
             line=customer.line,
+            not_before=not_before,
+            expires=expires,
         )
+        if expires is not None and (message.due or self.now) >= expires:
+            s.excluded["expires_before_window"] += 1  # it could only be skipped, expired
+            return None
+        result.recipients += 1
+        result.later += message.due is not None
+        name = enc.value.upper()
+        result.messages[name] = result.messages.get(name, 0) + 1
+        result.parts[name] = result.parts.get(name, 0) + parts
+        price = self._prices.get(message.route)
+        if price is None:
+            result.unpriced_parts += parts
+        else:
+            result.cost += parts * price
+        if len(result.samples) < SAMPLES:
+            result.samples.append(f"{phone}: {text}")
+        return message if s.spool is not None else None
 
     def _count_parts(self, text: str) -> tuple[encoding.Encoding, int]:
         """Cached: texts repeat (a template with a few names)."""
@@ -336,8 +434,10 @@ class Job:
     def _finish(self, report: Report, segments: list[_Segment], tmp: Path) -> None:
         report.excluded = dict(sorted(self._excluded.items()))
         report.bad_lines = self._bad
+        report.duplicate_lines = self._lost
         for s in segments:
             s.result.excluded = dict(sorted(s.excluded.items()))
+            s.result.not_before, s.result.expires = self._times.get(s.seg.name, (None, None))
             report.segments.append(s.result)
         if self.dry_run or report.errors or self.store is None:
             if self.removal_path is not None:
@@ -355,6 +455,19 @@ class Job:
             if part.exists():
                 os.replace(part, self.removal_path)
                 report.removal_list = str(self.removal_path)
+
+
+def _rewindable(stream: io.TextIOBase, tmp: Path, closing: contextlib.ExitStack) -> io.TextIOBase:
+    """The stream if it can be read twice, else a copy of it in ``tmp``."""
+    try:
+        if stream.seekable():
+            return stream
+    except (AttributeError, ValueError, OSError):
+        pass
+    copy = tmp / "customers.csv"
+    with open(copy, "w", encoding="utf-8", newline="") as out:
+        shutil.copyfileobj(stream, out)
+    return closing.enter_context(open(copy, encoding="utf-8", newline=""))
 
 
 def _spooled(path: Path) -> Iterator[NewMessage]:

@@ -8,15 +8,24 @@ is loaded, and an error names the segment and what is wrong.
 
 A template (and a fallback) is a text, or a table of texts by language
 (``{ ru = "...", en = "..." }``): a customer gets the text in the language of
-the ``[columns] language`` column, else in ``[campaign] language``.
+the ``[columns] language`` column, else in ``[campaign] language``. A segment's
+``template_no_name`` is the text for customers without a name (no salutation,
+rather than a "Dear customer" fallback).
+
+``[columns] consent`` names the consent column, or says ``"assumed"``: a file
+that leaves it out is refused, so nobody is messaged without consent by
+omission. A segment's (or the campaign's) ``not_before`` and ``expires`` are
+ISO 8601 times with an offset, or relative to the run: ``"+3d"``, ``"+12h"``,
+``"+30m"``.
 """
 
 from __future__ import annotations
 
 import operator
+import re
 import string
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -59,7 +68,7 @@ class Columns(Base):
     last_purchase: str = ""
     last_response: str = ""
     signup: str = ""
-    consent: str = ""  # empty: every customer is taken to have consented
+    consent: str = ""  # the consent column, or "assumed" (required: never assumed by omission)
     language: str = ""  # "ru", "en", "en-GB"...: picks the template's text by language
     fields: dict[str, str] = {}  # more placeholders: {points} = fields.points's column
     date_order: Literal["dmy", "mdy"] = "dmy"  # for 01/02/2026-style dates
@@ -77,6 +86,7 @@ class Segment(Base):
     name: str
     when: dict[str, Any] = {}
     template: Text = ""
+    template_no_name: Text = ""  # the text for customers without a name: no salutation
     action: Literal["send", "list"] = "send"  # list: not messaged, listed for removal
     sender: str = ""
     kind: str = ""
@@ -87,6 +97,8 @@ class Segment(Base):
     # ("fallback"), or that customer is excluded ("exclude")
     on_missing: Literal["fallback", "exclude"] = "fallback"
     link: str = ""
+    not_before: str = ""  # ISO 8601 with an offset, or "+3d" / "+12h" / "+30m" from the run
+    expires: str = ""  # the same; past it the message is not sent (skipped, "expired")
 
 
 class Campaign(Base):
@@ -96,6 +108,8 @@ class Campaign(Base):
     link: str = ""
     max_parts: int = 0  # 0: [defaults] max_parts
     language: str = ""  # the default language of templates given by language
+    not_before: str = ""  # every segment's, unless it says otherwise
+    expires: str = ""
 
 
 class RulesFile(Base):
@@ -124,10 +138,17 @@ class CompiledSegment(msgspec.Struct, frozen=True):
     cap: tuple[int, float] | None
     link: str
     variants: dict[str, Variant] = {}  # language -> text; "" is the default
+    no_name: dict[str, Variant] = {}  # language -> text for customers without a name
+    not_before: str = ""
+    expires: str = ""
 
-    def variant(self, language: str) -> Variant:
-        """The text in ``language`` if the segment has one, else the default's."""
-        return self.variants.get(language) or self.variants[""]
+    def variant(self, language: str, named: bool = True) -> Variant:
+        """The text in ``language`` if the segment has one, else the default's; for a
+        customer without a name, that language's ``template_no_name`` if it has one."""
+        key = language if language in self.variants else ""
+        if not named and key in self.no_name:
+            return self.no_name[key]
+        return self.variants[key]
 
     @property
     def template(self) -> str:
@@ -165,6 +186,17 @@ def parse(data: bytes | str, source: str = "rules.toml", campaign: str | None = 
         raise RulesError(f"{where}: {raw.campaign.name!r}: letters, digits, - and _ only")
     if not raw.segments:
         raise RulesError(f"{source}: no [[segments]]: nothing to do")
+    if not raw.columns.consent:
+        raise RulesError(
+            f"{source}: [columns] consent: required: the column that holds each customer's "
+            'consent (consent = "sms_consent"), or consent = "assumed" if every customer in '
+            "the file has agreed to be messaged"
+        )
+    for key in ("not_before", "expires"):
+        try:
+            moment(getattr(raw.campaign, key))
+        except ValueError as exc:
+            raise RulesError(f"{source}: [campaign] {key}: {exc}") from None
     known = set(DERIVED) | set(raw.columns.fields) | {"name"}
     if raw.columns.language:
         known.add("language")
@@ -189,11 +221,20 @@ def _is_name(name: str) -> bool:
 
 def _compile(raw: RulesFile, seg: Segment, known: set[str]) -> CompiledSegment:
     test = condition(seg.when, known, "when")
+    no_name: dict[str, Variant] = {}
     if seg.action == "send":
-        variants = _variants(raw, seg, known | {"link"})
+        if seg.template_no_name:
+            no_name = _variants(raw, seg, known | {"link"}, "template_no_name")
+        variants = _variants(raw, seg, known | {"link"}, "template", set(no_name))
     else:
         variants = {"": Variant("", (), {})}
-    placeholders = tuple(dict.fromkeys(f for v in variants.values() for f in v.placeholders))
+    for key in ("not_before", "expires"):
+        try:
+            moment(getattr(seg, key))
+        except ValueError as exc:
+            raise RulesError(f"{key}: {exc}") from None
+    every = [*variants.values(), *no_name.values()]
+    placeholders = tuple(dict.fromkeys(f for v in every for f in v.placeholders))
     base = seg.link or raw.campaign.link
     if "link" in placeholders and not base:
         raise RulesError("template: {link} but no link in the segment or [campaign]")
@@ -215,46 +256,60 @@ def _compile(raw: RulesFile, seg: Segment, known: set[str]) -> CompiledSegment:
         cap=cap,
         link=link,
         variants=variants,
+        no_name=no_name,
+        not_before=seg.not_before or raw.campaign.not_before,
+        expires=seg.expires or raw.campaign.expires,
     )
 
 
-def _variants(raw: RulesFile, seg: Segment, known: set[str]) -> dict[str, Variant]:
-    """The segment's text per language ("" is the default), each checked."""
+def _variants(
+    raw: RulesFile, seg: Segment, known: set[str], which: str, unnamed: set[str] | None = None
+) -> dict[str, Variant]:
+    """The segment's ``which`` template per language ("" is the default), each checked.
+
+    ``unnamed``: the languages with a ``template_no_name``, whose {name} needs no fallback.
+    """
     default = raw.campaign.language
-    if isinstance(seg.template, str):
-        if not seg.template:
-            raise RulesError('template: required for a segment that sends (or action = "list")')
-        templates = {"": seg.template}
+    spec: Text = getattr(seg, which)
+    no_name = which == "template_no_name"
+    if isinstance(spec, str):
+        if not spec:
+            raise RulesError(f'{which}: required for a segment that sends (or action = "list")')
+        if no_name and not isinstance(seg.template, str):
+            raise RulesError(f"{which}: a text per language, as template is")
+        templates = {"": spec}
         languages = {"": default}
     else:
-        if not seg.template:
-            raise RulesError("template: an empty table (expected a text per language)")
+        if not spec:
+            raise RulesError(f"{which}: an empty table (expected a text per language)")
         if not default:
             raise RulesError(
-                "template: texts by language need [campaign] language (the default language)"
+                f"{which}: texts by language need [campaign] language (the default language)"
             )
-        if default not in seg.template:
+        if no_name and isinstance(seg.template, str):
+            raise RulesError(f"{which}: one text, as template is")
+        if default not in spec and not no_name:
             raise RulesError(
-                f"template: no text for {default!r}, the default language ([campaign] language)"
+                f"{which}: no text for {default!r}, the default language ([campaign] language)"
             )
-        for lang in seg.template:
+        for lang in spec:
             if not _is_language(lang):
-                raise RulesError(f"template.{lang}: expected a language code such as ru or en")
-        templates = {"": seg.template[default]} | {
-            lang: text for lang, text in seg.template.items() if lang != default
-        }
+                raise RulesError(f"{which}.{lang}: expected a language code such as ru or en")
+        templates = {lang if lang != default else "": text for lang, text in spec.items()}
         languages = {key: key or default for key in templates}
     fallbacks = raw.fallbacks | seg.fallbacks
     variants = {}
     for key, template in templates.items():
         lang = languages[key]
-        where = "template" if isinstance(seg.template, str) else f"template.{lang}"
+        where = which if isinstance(spec, str) else f"{which}.{lang}"
         if not template:
             raise RulesError(f"{where}: empty")
         try:
             placeholders = _placeholders(template, known)
         except RulesError as exc:
             raise RulesError(f"{where}{str(exc).removeprefix('template')}") from None
+        if no_name and "name" in placeholders:
+            raise RulesError(f"{where}: {{name}}: this is the text for customers without a name")
         texts: dict[str, str] = {}
         for field, text in fallbacks.items():
             if isinstance(text, str):
@@ -269,14 +324,46 @@ def _variants(raw: RulesFile, seg: Segment, known: set[str]) -> dict[str, Varian
                     "(the default language)"
                 )
         if seg.on_missing == "fallback":
-            for field in placeholders:
-                if field not in texts and field != "link":
+            for name in placeholders:
+                if name == "name" and key in (unnamed or ()):
+                    continue
+                if name not in texts and name != "link":
+                    hint = (
+                        'template_no_name = "..." (the text for customers without a name), '
+                        if name == "name"
+                        else ""
+                    )
                     raise RulesError(
-                        f"{where}: {{{field}}} has no fallback: add fallbacks.{field}, "
+                        f"{where}: {{{name}}} has no fallback: add {hint}fallbacks.{name}, "
                         'or on_missing = "exclude"'
                     )
         variants[key] = Variant(template, placeholders, texts)
     return variants
+
+
+_RELATIVE = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*(m|h|d)$")
+_UNIT = {"m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def moment(spec: str) -> datetime | timedelta | None:
+    """A time written in the rules: ISO 8601 with an offset, or "+3d"/"+12h"/"+30m"
+    (a timedelta from the run); None when empty. ValueError says what was expected."""
+    spec = spec.strip()
+    if not spec:
+        return None
+    m = _RELATIVE.match(spec)
+    if m:
+        return timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+    try:
+        t = datetime.fromisoformat(spec)
+    except ValueError:
+        raise ValueError(
+            f"{spec!r}: expected ISO 8601 with an offset (2026-12-10T23:59:00+03:00) "
+            'or a time from the run ("+3d", "+12h", "+30m")'
+        ) from None
+    if t.tzinfo is None:
+        raise ValueError(f"{spec!r}: needs a UTC offset, e.g. +03:00")
+    return t
 
 
 def _is_language(code: str) -> bool:

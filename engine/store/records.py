@@ -142,6 +142,7 @@ class Mo(Record):
     text: str
     bind: str = ""
     stopped: bool = False
+    stop_rule: str = ""  # the opt-out rule that matched, or a note on why it did not
 
 
 class Unmatched(Record):
@@ -222,6 +223,7 @@ class RecordMo(Op, frozen=True, kw_only=True, tag=True):
     at: float
     bind: str = ""
     stop: bool = False
+    stop_rule: str = ""
 
 
 class Result(msgspec.Struct, frozen=True):

@@ -90,6 +90,20 @@ UNROUTABLE = b"unroutable"
 T = TypeVar("T")
 
 
+_STAT = {
+    r.DELIVERED: "DELIVRD",
+    r.UNDELIVERED: "UNDELIV",
+    r.EXPIRED: "EXPIRED",
+    r.REJECTED: "REJECTD",
+    r.DELETED: "DELETED",
+    r.UNKNOWN: "UNKNOWN",
+}
+
+
+def _severity(state: str) -> int:
+    return r.SEVERITY.get(state, 3)
+
+
 def _ms(t: float) -> int:
     return max(0, int(t * 1000))
 
@@ -849,15 +863,21 @@ class Store:
             tx.put(msg)
             return r.Result(True, "intermediate", mid)
         states = list(msg.part_states) or [""] * max(1, len(msg.smsc_ids))
+        others = [s for i, s in enumerate(states) if s and i != part]
         if part < len(states):
             states[part] = op.state
-        self._record_outcome(tx, msg, op)
-        if op.state != r.DELIVERED:  # the failing part's codes are the message's
-            msg.err, msg.network_error = op.err, op.network_error
+        if op.state != r.DELIVERED and all(_severity(op.state) >= _severity(s) for s in others):
+            msg.err, msg.network_error = op.err, op.network_error  # the worst part's codes
         if len(states) == 1:
+            self._record_outcome(tx, msg, op)
             self._finish_sent(tx, msg, op.state, op.at, states)
         elif all(states):
-            worst = max(states, key=lambda s: r.SEVERITY.get(s, 3))
+            worst = max(states, key=_severity)
+            if worst != op.state:  # one outcome per message, not per part: its worst part's
+                op = msgspec.structs.replace(
+                    op, state=worst, stat=_STAT[worst], err=msg.err, network_error=msg.network_error
+                )
+            self._record_outcome(tx, msg, op)
             self._finish_sent(tx, msg, worst, op.at, states)
         else:
             msg.part_states = states
@@ -939,6 +959,7 @@ class Store:
             text=op.text,
             bind=op.bind,
             stopped=op.stop,
+            stop_rule=op.stop_rule,
         )
         tx.txn.put(_enc_id(n), self._c.enc.encode(mo), db=self._db["mo"], append=True)
         if op.stop:

@@ -71,16 +71,23 @@ async def test_stop_from_a_subscriber_stops_them_within_the_run(nursery, tmp_pat
         with trio.fail_after(5):
             while smsc.counters["submit_ok"] < 3:
                 await trio.sleep(0.02)
-        assert await smsc.send_mo(target, "стоп") == 1  # whole message, any case
+        assert await smsc.send_mo(target, "Стоп.") == 1  # any case, punctuation around
+        assert await smsc.send_mo(LIVE[0], "не стоп, пишите ещё") == 1
         with trio.fail_after(20):
             while not await engine.drained():
                 await trio.sleep(0.05)
         await engine.stop()
-    assert dict(store.list_stopped())[target].reason == "MO 'стоп'"
+    assert dict(store.list_stopped())[target].reason == "MO 'Стоп.'"
     skipped = [m for m in store.messages("b") if m.state == "skipped"]
     assert [(m.to, m.reason) for m in skipped] == [(target, "stopped")]
-    (mo,) = store.list_mo()
-    assert (mo.source, mo.text, mo.stopped) == (target, "стоп", True)
+    stop, chat = store.list_mo()
+    assert (stop.source, stop.text, stop.stopped, stop.stop_rule) == (
+        target,
+        "Стоп.",
+        True,
+        "keyword СТОП",
+    )
+    assert (chat.stopped, chat.stop_rule) == (False, "not an opt-out: СТОП among other words")
     store.close()
 
 

@@ -2,8 +2,9 @@
 
 import io
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -41,6 +42,15 @@ def cfg(tmp_path):
     return config.parse(f'[store]\npath = "{tmp_path / "db"}"\n'.encode())
 
 
+CAPS = '[caps.marketing]\nmax = 4\nperiod = "30d"\n'
+
+
+@pytest.fixture
+def capped(tmp_path):
+    """A config whose [caps] covers marketing: what segment caps need."""
+    return config.parse(f'[store]\npath = "{tmp_path / "db"}"\n{CAPS}'.encode())
+
+
 def run(cfg, text, *, dry_run=False, store=True, source="customers.csv", removal=None):
     st = open_store(cfg) if store else None
     try:
@@ -72,7 +82,11 @@ def test_every_edge_case_lands_where_it_should(cfg, tmp_path):
     store.close()
     assert set(texts) == {"a1", "a2", "a3", "a10"}
     assert texts["a2"].to == "+79161000002"
-    assert texts["a3"].text.startswith("Дорогой клиент, ")  # the fallback, never "{name}"
+    assert texts["a3"].text.startswith("Как вам у нас? ")  # no name: template_no_name
+    assert result.duplicate_lines == [
+        "customers.csv:6: phone: +79161000001 is also on line 2, which is kept "
+        "(the first of alike rows)"
+    ]
     assert "utm_content=sleep30" in texts["a1"].text
     assert texts["a1"].sender == "Shop"
     assert all("{" not in m.text for m in texts.values())
@@ -164,7 +178,7 @@ LANGUAGES = (
     "customer_id,phone,first_name,last_purchase,last_response,signup,sms_consent,"
     "bonus_points,language\n"
     "e1,+79161000101,Anna,2026-10-09,,2025-01-01,1,10,en\n"  # English, Latin: GSM
-    "e2,+79161000102,,09.10.2026,,2025-01-01,да,10,EN-gb\n"  # no name: "Dear customer"
+    "e2,+79161000102,,09.10.2026,,2025-01-01,да,10,EN-gb\n"  # no name: no salutation
     "e3,+79161000103,Ольга,09/10/2026,,2025-01-01,yes,10,en_US\n"  # Cyrillic name: UCS2
     "e4,+79161000104,Иван,2026-10-09T10:00:00,,2025-01-01,1,10,ru-RU\n"
     "e5,+79161000105,Ivan,2026-10-09 10:00,,2025-01-01,1,10,de\n"  # no German text: ru
@@ -173,7 +187,8 @@ LANGUAGES = (
 )
 
 
-def test_each_customer_gets_the_text_in_their_language(cfg):
+def test_each_customer_gets_the_text_in_their_language(capped):
+    cfg = capped
     st = open_store(cfg)
     try:
         job = Job(cfg, rules.load(EXAMPLE), st, as_of=AS_OF)
@@ -185,12 +200,12 @@ def test_each_customer_gets_the_text_in_their_language(cfg):
     assert result.bad_lines == [
         "langs.csv:7: last_purchase: '31.02.2026': expected a date such as 2026-11-01, "
         "01.11.2026 or 01/11/2026",
-        "langs.csv:8: sms_consent: 'maybe': expected yes/no, true/false or 1/0",
+        "langs.csv:8: sms_consent: 'maybe': expected yes/no, да/нет, da/nu, true/false or 1/0",
     ]
     link = "https://shop.example/r?utm_source=sms&utm_campaign=reactivation&utm_content=sleep30"
     assert texts == {
         "e1": f"Anna, how are we doing? 3 questions, 1 minute: {link}",
-        "e2": f"Dear customer, how are we doing? 3 questions, 1 minute: {link}",
+        "e2": f"How are we doing? 3 questions, 1 minute: {link}",
         "e3": f"Ольга, how are we doing? 3 questions, 1 minute: {link}",
         "e4": f"Иван, как вам у нас? 3 вопроса, 1 минута: {link}",
         "e5": f"Ivan, как вам у нас? 3 вопроса, 1 минута: {link}",
@@ -279,11 +294,12 @@ def test_the_sample_base_is_deterministic_and_has_every_edge_case():
     assert {"ru", "en", "EN", "en_GB", ""} <= {r[-1] for r in rows}
 
 
-def test_golden_dry_run_of_the_example_rules(cfg):
+def test_golden_dry_run_of_the_example_rules(capped):
     base = io.StringIO()
     write(base, 300, AS_OF, seed=11)
     base.seek(0)
-    job = Job(cfg, rules.load(EXAMPLE), None, as_of=AS_OF, dry_run=True)
+    ten = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/Moscow")).timestamp()
+    job = Job(capped, rules.load(EXAMPLE), None, as_of=AS_OF, now=ten, dry_run=True)
     result = job.run(base, "customers.csv")
     text = report.render(result, dry_run=True) + "\n"
     if not GOLDEN_EXAMPLE.exists():

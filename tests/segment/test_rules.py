@@ -4,7 +4,10 @@ import pytest
 
 from engine.segment.rules import RulesError, parse
 
-HEAD = '[campaign]\nname = "c"\nlink = "https://x.example/r"\n[columns]\nname = "n"\n'
+HEAD = (
+    '[campaign]\nname = "c"\nlink = "https://x.example/r"\n'
+    '[columns]\nname = "n"\nconsent = "assumed"\n'
+)
 
 
 def rules(segments: str, head: str = HEAD):
@@ -56,7 +59,19 @@ def test_conditions(when, values, expected):
         (seg('{ days_since_purchase = { ge = "30" } }'), "expected a number, got '30'"),
         (seg("{ any = [] }"), "when.any: expected a non-empty list"),
         (seg("{}", "hi {nmae}"), r"template: \{nmae\}: unknown placeholder"),
-        (seg("{}", "hi {name}", ""), r"\{name\} has no fallback: add fallbacks.name"),
+        (
+            seg("{}", "hi {name}", ""),
+            r"\{name\} has no fallback: add template_no_name = \"...\" \(the text for "
+            r"customers without a name\), fallbacks.name, or on_missing",
+        ),
+        (seg("{}", "hi {points}", ""), r"template: \{points\}: unknown placeholder"),
+        (
+            seg("{}", "hi {name}", 'template_no_name = "hi {name}"'),
+            r"template_no_name: \{name\}: this is the text for customers without a name",
+        ),
+        (seg("{}", "hi", 'expires = "tomorrow"'), r"expires: 'tomorrow': expected ISO 8601"),
+        (seg("{}", "hi", 'expires = "2026-12-01T00:00"'), "needs a UTC offset"),
+        (seg("{}", "hi", 'not_before = "+3w"'), r"not_before: '\+3w': expected ISO 8601"),
         (seg("{}", "hi {name!r}"), "only plain"),
         (seg("{}", "50% off {", 'fallbacks = { name = "x" }'), "literal braces"),
         (seg("{}") + seg("{}"), "duplicate segment name"),
@@ -170,5 +185,42 @@ def test_the_example_rules_file_is_the_classic_flow():
     assert not sleep30.test({"days_since_activity": 29})
     assert never.test({"never_responded": True, "days_since_signup": 40})
     assert set(sleep30.variants) == {"", "en"}
-    assert sleep30.variant("en").fallbacks["name"] == "Dear customer"
+    assert set(sleep30.no_name) == {"", "en"}
+    assert sleep30.variant("en", named=False).template.startswith("How are we doing?")
+    assert sleep30.variant("ru", named=False).template.startswith("Как вам у нас?")
+    assert sleep30.variant("de", named=False).template.startswith("Как вам у нас?")
+    assert "name" not in sleep30.variant("en").fallbacks  # no "Dear customer"
     assert sleep30.cap == (1, 30 * 86400)
+    assert (sleep30.expires, sleep90.expires, never.expires) == ("+3d", "+7d", "")
+
+
+def test_a_rules_file_must_say_where_consent_is_or_that_it_is_assumed():
+    head = HEAD.replace('consent = "assumed"\n', "")
+    with pytest.raises(RulesError, match=r'\[columns\] consent: required: .*consent = "assumed"'):
+        rules(seg("{}"), head)
+    (s,) = rules(seg("{}"), head + 'consent = "sms_consent"\n').segments
+    assert s.name == "s"
+
+
+def test_the_no_name_text_stands_in_for_the_name_s_fallback():
+    text = seg("{}", "{name}, hi", 'template_no_name = "Hi"')
+    (s,) = rules(text).segments
+    assert s.variant("", named=False).template == "Hi"
+    assert s.variant("", named=True).template == "{name}, hi"
+
+
+def test_no_name_texts_by_language():
+    text = (
+        '[[segments]]\nname = "s"\n'
+        'template = { ru = "{name}, привет", en = "Hi {name}" }\n'
+        'template_no_name = { ru = "Привет", en = "Hi" }\n'
+    )
+    (s,) = rules(text, LANG_HEAD).segments
+    assert s.variant("en", named=False).template == "Hi"
+    assert s.variant("ru", named=False).template == "Привет"
+    with pytest.raises(RulesError, match=r"\{name\} has no fallback"):  # no English text
+        rules(text.replace(', en = "Hi" }', " }"), LANG_HEAD)
+    with pytest.raises(RulesError, match="template_no_name: one text, as template is"):
+        rules(seg("{}", "{name}", 'template_no_name = { ru = "x" }'), LANG_HEAD)
+    with pytest.raises(RulesError, match="template_no_name: a text per language"):
+        rules(text.replace('{ ru = "Привет", en = "Hi" }', '"Hi"'), LANG_HEAD)

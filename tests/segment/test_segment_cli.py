@@ -174,6 +174,13 @@ def test_the_example_rules_on_a_generated_base_with_a_bom(workdir, capsys, monke
     monkeypatch.chdir(workdir)
     example = RULES.parents[2] / "examples" / "reactivation.toml"
     args = ["segment", "base.csv", "--rules", str(example), "--as-of", AS_OF.isoformat()]
+    assert cli.main(args) == 2  # its sleep30 cap needs [caps.marketing]
+    err = capsys.readouterr().err
+    assert "segment sleep30: cap: sends are counted per number only for kinds" in err
+    assert "Add [caps.marketing]" in err
+    (workdir / "engine.toml").write_text(
+        '[store]\npath = "db"\n[caps.marketing]\nmax = 4\nperiod = "30d"\n'
+    )
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "customers read: 500" in out

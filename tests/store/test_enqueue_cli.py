@@ -145,8 +145,8 @@ def test_status_counts_messages_timed_in_the_default_zone(tmp_path, capsys):
     path = tmp_path / "engine.toml"
     path.write_text(CONFIG.replace('hours = "10:00-18:00"', 'hours = "00:00-24:00"'))
     lines = [
-        '{"id": "1", "to": "+79161234567", "text": "a", "kind": "promo"}',  # 11 zones: default
-        '{"id": "2", "to": "+79161234568", "text": "b", "kind": "promo"}',
+        '{"id": "1", "to": "+79071234567", "text": "a", "kind": "promo"}',  # in no range: default
+        '{"id": "2", "to": "+79071234568", "text": "b", "kind": "promo"}',
         '{"id": "3", "to": "+14155552671", "text": "c", "kind": "promo"}',  # Los Angeles
         '{"id": "4", "to": "+79161234569", "text": "d"}',  # no window: no zone needed
     ]

@@ -1,0 +1,1 @@
+"""Russian mobile numbers' regions and time zones, from the public numbering registry."""
