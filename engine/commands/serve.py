@@ -64,15 +64,30 @@ def main(args: argparse.Namespace) -> int:
         print(f"volley serve: {exc}", file=sys.stderr)
         return 1
     api = Api(cfg, store, token=token, control=cfg.resolve(cfg.control.socket))
+    graceful = config.seconds(cfg.http.graceful_timeout)
     try:
-        return trio.run(
-            _serve, [Listener("api", api, listen)], config.seconds(cfg.http.graceful_timeout)
+        return trio.run(_serve, [Listener("api", api, listen)], graceful)
+    except (OSError, BaseExceptionGroup) as exc:
+        error = _os_error(exc)
+        if error is None:
+            raise
+        print(
+            f"volley serve: cannot listen on {listen}: {error.strerror or error}", file=sys.stderr
         )
-    except OSError as exc:
-        print(f"volley serve: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError (a listener that cannot bind) that ended the server, if that is all it was."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        errors = [_os_error(e) for e in exc.exceptions]
+        if errors and all(errors):
+            return errors[0]
+    return None
 
 
 async def _serve(listeners, graceful_timeout: float) -> int:
