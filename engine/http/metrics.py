@@ -75,10 +75,12 @@ class VolleyCollector:
         yield messages
         age = GaugeMetricFamily(
             "volley_queue_age_seconds",
-            "Per route: how long the next message to be claimed has been due",
+            "Per route: how long the next message to be claimed has been due (0: none waits)",
             labels=["route"],
         )
-        for route, since in sorted(self.store.queue_heads().items()):
+        heads = dict.fromkeys((op.name for op in self.cfg.operators), now)  # none waiting: 0
+        heads.update(self.store.queue_heads())
+        for route, since in sorted(heads.items()):
             age.add_metric([route], max(0.0, now - since))
         yield age
         yield GaugeMetricFamily(

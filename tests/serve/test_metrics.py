@@ -1,6 +1,9 @@
 """/metrics parsed with prometheus_client's own parser: the store's series always, the
 engine's (a real one against the simulator, through its control socket) only while it runs."""
 
+import re
+from pathlib import Path
+
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
@@ -128,6 +131,9 @@ async def test_a_running_engine_adds_its_live_series(nursery, tmp_path):
         )
         == 40
     )
+    samples = {s.name for f in families.values() for s in f.samples}
+    dashboard = (Path(__file__).parents[2] / "examples" / "grafana-volley.json").read_text()
+    assert set(re.findall(r"volley_\w+", dashboard)) <= samples  # every panel has data
     await engine.stop()
     await engine.stopped.wait()
     families = await scrape(served)
