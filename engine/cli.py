@@ -18,6 +18,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "enqueue": ("engine.commands.enqueue", "add a batch of messages to the queue"),
     "cancel": ("engine.commands.cancel", "cancel a batch's queued and scheduled messages"),
     "status": ("engine.commands.status", "counts by state and batch, binds, windows"),
+    "message": ("engine.commands.message", "one message: state, SMSC ids, receipt, times"),
+    "messages": ("engine.commands.messages", "export a batch's messages (CSV or JSON Lines)"),
+    "serve": ("engine.commands.serve", "the HTTP API and /metrics"),
+    "pause": ("engine.commands.pause", "pause an operator, a bind or a batch (running engine)"),
+    "resume": ("engine.commands.pause", "resume an operator, a bind or a batch"),
+    "tps": ("engine.commands.tps", "set an operator's TPS in the running engine"),
+    "reconnect": ("engine.commands.reconnect", "reconnect a bind of the running engine"),
+    "drain": ("engine.commands.drain", "drain the running engine and stop it"),
     "numbers": ("engine.commands.numbers", "dead numbers and the stop list"),
     "segment": ("engine.commands.segment", "segment a customer base into batches"),
     "zones": ("engine.commands.zones", "recipients' time zones: the Russian range table"),
@@ -36,14 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="volley", description="Volley: a high-throughput SMPP 3.4 sending engine."
     )
+    parser.add_argument("--version", action="version", version=f"volley {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         mod = importlib.import_module(module)
-        p = sub.add_parser(name, help=help_text, description=mod.__doc__)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=mod.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,  # docstrings as written
+        )
         p.add_argument("--config", default="engine.toml", metavar="PATH", help="engine.toml to use")
         mod.configure(p)
         p.set_defaults(_module=mod)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("smsvolley")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ NonNegInt = Annotated[int, Meta(ge=0)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 Duration = Annotated[str, Meta(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Size = Annotated[str, Meta(pattern=r"^\s*\d+\s*(B|KB|MB|GB)\s*$")]
 
 
 class Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -40,6 +41,25 @@ class StoreConfig(Base, frozen=True):
 
 class ControlConfig(Base, frozen=True):
     socket: str = "var/volley.sock"
+
+
+class HttpConfig(Base, frozen=True):
+    """`volley serve`: the API and /metrics (private: bind it to a private address)."""
+
+    listen: str = "127.0.0.1:8080"  # host:port, [v6 address]:port, or unix:PATH
+    token_env: str = "VOLLEY_API_TOKEN"  # the environment variable holding the bearer token
+    max_body: Size = "64MB"  # largest request body (B, KB, MB, GB; 1 MB = 1,048,576 bytes)
+    graceful_timeout: Duration = "30s"  # requests under way at a stop get this long to finish
+
+
+class LogConfig(Base, frozen=True):
+    """Logs of `volley run` and `volley serve`: stderr, or a file rotated by size."""
+
+    file: str = ""  # empty: stderr
+    max_mb: PosInt = 100  # rotate when the file reaches this size
+    keep: NonNegInt = 5  # rotated files kept (FILE.1 ... FILE.keep)
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json: bool = False  # one JSON object per line
 
 
 class EngineConfig(Base, frozen=True):
@@ -168,6 +188,8 @@ class StopConfig(Base, frozen=True):
 class Config(Base, frozen=True):
     store: StoreConfig = StoreConfig()
     control: ControlConfig = ControlConfig()
+    http: HttpConfig = HttpConfig()
+    log: LogConfig = LogConfig()
     engine: EngineConfig = EngineConfig()
     defaults: DefaultsConfig = DefaultsConfig()
     operators: list[OperatorConfig] = []
@@ -202,6 +224,18 @@ def seconds(duration: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)\s*$")
+_SIZE_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+
+
+def size_bytes(size: str) -> int:
+    """'64MB' -> 67108864 (binary units: 1 KB = 1024 bytes)."""
+    m = _SIZE.match(size)
+    if not m:
+        raise ValueError(f"not a size: {size!r} (expected e.g. 512KB, 64MB, 1GB)")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
 _PATH = re.compile(r" - at `\$(.*)`$")
 
 
@@ -230,6 +264,8 @@ def _toml_words(message: str) -> str:
         return f"{where}{field}: required key missing"
     if "matching regex" in message and "(ms|s|m|h|d)" in message:
         message = "expected a duration such as 500ms, 30s, 5m, 48h or 7d"
+    if "matching regex" in message and "(B|KB|MB|GB)" in message:
+        message = "expected a size such as 512KB, 64MB or 1GB"
     return f"{key or '(top level)'}: {message[0].lower()}{message[1:]}"
 
 
@@ -287,6 +323,10 @@ def _check_semantics(cfg: Config) -> None:
                 )
     _check_windows(cfg)
     try:
+        listen_address(cfg.http.listen)
+    except ValueError as exc:
+        raise ConfigError(f"http.listen: {exc}") from None
+    try:
         from zoneinfo import ZoneInfo
 
         ZoneInfo(cfg.defaults.timezone)
@@ -295,6 +335,19 @@ def _check_semantics(cfg: Config) -> None:
             f"defaults.timezone: unknown time zone {cfg.defaults.timezone!r} "
             "(expected an IANA name such as Europe/Moscow)"
         ) from exc
+
+
+def listen_address(text: str) -> tuple[str, int] | str:
+    """``host:port`` (an IPv6 address in brackets) as (host, port); ``unix:PATH`` as PATH."""
+    if text.startswith("unix:"):
+        if not text[5:]:
+            raise ValueError(f"{text!r}: expected unix:PATH")
+        return text[5:]
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: expected HOST:PORT (e.g. 127.0.0.1:8080) or unix:PATH")
+    return host, int(port)
 
 
 def _check_windows(cfg: Config) -> None:

@@ -31,6 +31,8 @@ from engine.config import Config, ConfigError, OperatorConfig, resolve_password,
 from engine.control import protocol as cp
 from engine.control.server import ControlServer
 from engine.control.views import StoreView, window_views
+from engine.logs import message_debug
+from engine.meters import OperatorMeters, SentTimes
 from engine.net.bind import Bind
 from engine.net.connection import Connection
 from engine.net.jobs import (
@@ -89,6 +91,7 @@ class Operator:
         self.jobs_in, self.jobs = trio.open_memory_channel[Job](self.capacity)
         self.builder = SubmitBuilder(cfg, max_parts=engine.cfg.defaults.max_parts)
         self.paused = cfg.paused
+        self.meters = OperatorMeters()
         password = resolve_password(cfg, os.environ)
         tls = tls_context(cfg, engine.cfg) if cfg.tls else None
         self.binds: list[Bind] = []
@@ -103,6 +106,8 @@ class Operator:
             self.binds.append(Bind(cfg, i, jobs=self.jobs, **common))
             if cfg.bind == "transmitter":
                 self.binds.append(Bind(cfg, i, jobs=None, mode="receiver", **common))
+        for bind in self.binds:  # a list-like sink: response times go into buckets
+            bind.latencies = self.meters.submit_latency
 
     @property
     def dead(self) -> bool:
@@ -173,6 +178,7 @@ class Engine:
         self.errors: Counter[str] = Counter()  # submit statuses and receipt errors
         self.history: deque[float] = deque(maxlen=HISTORY_SECONDS)  # submits/s, per second
         self.rates: dict[str, float] = {}  # per bind and "submit", "receipts": per second
+        self._sent_at = SentTimes()  # for receipt latency
         self._store_view = StoreView(store)
         self.rerouter = Rerouter(cfg, store, self.db, first=part[0] == 0)
         self.stuck = ""  # why --until-drained ended with messages no bind can send
@@ -392,6 +398,9 @@ class Engine:
         if right is not None:  # the running config routes it elsewhere (engine/rerouting.py)
             self.submit_op(st.Reroute(id=msg.id, route=right))
             return
+        message_debug(
+            log, "claimed", batch=msg.batch, id=msg.ext_id, key=msg.id, number=msg.to, route=route
+        )
         if route != operator.name and not routing.accepts(operator.cfg, msg.to):
             self.submit_op(st.Requeue(id=msg.id, due=self.now() + 1.0, reason="no route"))
             return
@@ -459,7 +468,13 @@ class Engine:
         elif isinstance(outcome, StateChanged) and outcome.state == "failed":
             self._bind_failed(outcome)
         elif isinstance(outcome, StateChanged):
-            self._event(f"bind {outcome.bind}: {outcome.state} {outcome.detail}".rstrip())
+            self._bind_changed(outcome)
+
+    def _bind_changed(self, change: StateChanged) -> None:
+        level = logging.WARNING if change.state in ("backoff", "failed") else logging.INFO
+        context = {"bind": change.bind, "operator": self._binds[change.bind][0].name}
+        text = f"bind {change.bind}: {change.state} {change.detail}".rstrip()
+        self._event(text, level, context | {"state": change.state, "detail": change.detail})
 
     def _bind_failed(self, out: StateChanged) -> None:
         """A bind that gave up for good (credentials refused): an ERROR, and an event."""
@@ -472,6 +487,7 @@ class Engine:
     def _submitted(self, out: Submitted) -> None:
         job, status, now = out.job, out.status, self.now()
         operator = self._binds[out.bind][0]
+        operator.meters.responses(len(job.parts), out.accepted, len(job.parts), status)
         if status == 0 and out.bad_id:
             self.totals["submitted"] += 1
             self.errors["accepted with an unusable message_id"] += 1
@@ -486,6 +502,9 @@ class Engine:
                     id=job.msg_id, smsc_ids=ids, at=now, receipt=receipt, operator=operator.name
                 )
             )
+            if receipt:
+                self._sent_at.add(job.msg_id, now)
+            message_debug(log, "sent", key=job.msg_id, number=job.to, smsc_ids=ids)
             return
         desc = f"0x{status:02X} {c.status_description(status)}"
         self.errors[desc] += 1
@@ -499,10 +518,17 @@ class Engine:
         else:
             self.totals["failed"] += 1
             self.submit_op(st.Fail(id=job.msg_id, status=status, description=desc, at=now))
+            context = {"operator": operator.name, "bind": out.bind, "status": desc}
+            context.update(key=job.msg_id, number=job.to, attempts=job.attempts)
+            log.warning("submit failed: %s", desc, extra=context)
+            return
+        message_debug(log, "requeued", key=job.msg_id, number=job.to, status=desc)
 
     def _lost(self, out: Lost) -> None:
         """No response (timeout or connection loss): treated as a crash would be."""
         self.totals["lost"] += 1
+        meters = self._binds[out.bind][0].meters
+        meters.responses(len(out.job.parts), out.accepted, out.answered, out.status)
         reason = f"no response: {out.reason}"
         if self.cfg.store.on_crash_inflight == "resend":
             self.submit_op(st.Requeue(id=out.job.msg_id, due=0.0, reason=reason))
@@ -522,7 +548,9 @@ class Engine:
             return
         if rec.state != st.records.DELIVERED:
             self.errors[f"receipt {rec.stat} err:{rec.err_raw or '-'}"] += 1
-        form = self._binds[inb.bind][0].cfg.receipt_id_form
+        operator = self._binds[inb.bind][0]
+        operator.meters.receipts[rec.stat] += 1
+        form = operator.cfg.receipt_id_form
         op = st.RecordReceipt(
             candidates=rec.id_forms
             if form == "auto"
@@ -559,6 +587,13 @@ class Engine:
                 self._record_receipt(inb, msgspec.structs.replace(op, hold=False), since)
             else:
                 self._ack(inb)
+            if result is not None and result.ok and op.final:
+                self._receipt_latency(inb.bind, result.id, op.at)
+
+    def _receipt_latency(self, bind: str, msg_id: int, at: float) -> None:
+        sent = self._sent_at.pop(msg_id)
+        if sent is not None:
+            self._binds[bind][0].meters.receipt_latency.observe(max(0.0, at - sent))
 
     def _retry_held(self, give_up: bool = False) -> None:
         now, held = self.now(), self._held
@@ -626,10 +661,12 @@ class Engine:
             await self.db(self.store.purge, now - self.retention, 500)
             await trio.sleep(1.0)
 
-    def _event(self, text: str) -> None:
+    def _event(
+        self, text: str, level: int = logging.INFO, context: dict[str, Any] | None = None
+    ) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.now()))
         self.events.append(f"{stamp} {text}")
-        log.info(text)
+        log.log(level, text, extra=context)
 
     # -- control: meters, snapshots, operators' actions ------------------------
 
@@ -681,6 +718,10 @@ class Engine:
             tps_limit=op.pacer.rate,
             tps_configured=op.pacer.target,
             throttles=op.pacer.throttles,
+            submits=dict(op.meters.submits),
+            receipts=dict(op.meters.receipts),
+            submit_latency=op.meters.submit_latency.view(),
+            receipt_latency=op.meters.receipt_latency.view(),
         )
 
     def _bind_view(self, op: Operator, bind: Bind) -> cp.BindView:
@@ -703,12 +744,15 @@ class Engine:
 
     async def act(self, req: cp.Request, uid: int) -> cp.Reply:
         """An operator's request from the control socket: logged with who asked."""
-        log.info("control: uid %d asks %r", uid, req)
+        context = {"uid": uid, "action": type(req).__name__} | msgspec.structs.asdict(req)
         try:
             detail = await self._act(req)
         except (KeyError, ValueError, st.StoreError) as exc:
-            return cp.Error(message=str(exc).strip("'\""))
-        self._event(f"uid {uid}: {detail}")
+            message = str(exc).strip("'\"")
+            log.warning("control: refused: %s", message, extra=context)
+            code = "" if isinstance(exc, st.StoreError) else cp.BAD_REQUEST
+            return cp.Error(message=message, code=code)
+        self._event(f"uid {uid}: {detail}", context=context)
         return cp.Ok(detail=detail)
 
     async def _act(self, req: cp.Request) -> str:
@@ -741,6 +785,8 @@ class Engine:
     async def _pause(self, req: cp.Pause | cp.Resume, paused: bool) -> str:
         verb = "paused" if paused else "resumed"
         if req.batch:
+            if not await self.db(self.store.batch_progress, req.batch):
+                raise KeyError(f"no batch {req.batch!r}")
             moved = await self.db(self.store.pause_batch, req.batch, paused)
             return f"batch {req.batch}: {verb} ({moved} queued message(s))"
         if req.bind:

@@ -173,9 +173,9 @@ class Supervisor:
         ok = [r for r in replies if isinstance(r, cp.Ok)]
         if ok:
             return ok[0]
-        errors = Counter(r.message for r in replies if isinstance(r, cp.Error))
+        errors = Counter(r for r in replies if isinstance(r, cp.Error))
         if errors:
-            return cp.Error(message=errors.most_common(1)[0][0])
+            return errors.most_common(1)[0][0]
         return cp.Error(message="no engine process answers")
 
     def _ask_all(self, req: cp.Request) -> list[cp.Reply]:

@@ -25,16 +25,34 @@ from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "stop", "restore", "export"])
-    parser.add_argument("numbers", nargs="*", metavar="NUMBER")
-    which = parser.add_mutually_exclusive_group()
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = _sub(sub, "list", "the pruned numbers (with evidence) or the stop list")
+    which = listing.add_mutually_exclusive_group(required=True)
     which.add_argument("--dead", action="store_true", help="pruned numbers, with evidence")
     which.add_argument("--stopped", action="store_true", help="the stop list")
-    which.add_argument("--mo", action="store_true", help="inbound messages (export only)")
-    parser.add_argument("--json", action="store_true", help="list: one JSON array")
-    parser.add_argument("--reason", default="operator", help="stop: why (kept with the number)")
-    parser.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="export format")
-    parser.add_argument("--output", metavar="FILE", help="export: write here (default stdout)")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    stop = _sub(sub, "stop", "add numbers to the stop list")
+    stop.add_argument("numbers", nargs="+", metavar="NUMBER")
+    stop.add_argument("--reason", default="operator", help="why (kept with the number)")
+    restore = _sub(sub, "restore", "take numbers off the dead and stop lists")
+    restore.add_argument("numbers", nargs="+", metavar="NUMBER")
+    export = _sub(sub, "export", "a list for the CRM, one row per number (or inbound message)")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dead", action="store_true", help="pruned numbers, with evidence")
+    which.add_argument("--stopped", action="store_true", help="the stop list")
+    which.add_argument("--mo", action="store_true", help="inbound messages")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export.add_argument("--output", metavar="FILE", help="write here (default stdout)")
+
+
+def _sub(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name, help=help_text, description=help_text, formatter_class=argparse.RawTextHelpFormatter
+    )
+    # after the action too (volley numbers list --dead --config X), as before sub-commands
+    p.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH", help="engine.toml")
+    p.set_defaults(numbers=[], dead=False, stopped=False, mo=False, json=False)
+    return p
 
 
 def _iso(t: float) -> str:

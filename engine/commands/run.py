@@ -15,7 +15,6 @@ that has just taken the lock puts back what a crash left in flight.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -32,49 +31,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, metavar="S", help="give up after S seconds (exit 1)"
     )
-    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    parser.add_argument(
+        "--log-json", action="store_true", help="one JSON object per log line ([log] json)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     # one of [engine] processes, started by the supervisor (engine/supervisor.py)
     parser.add_argument("--worker", metavar="I/N", help=argparse.SUPPRESS)
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "t": round(record.created, 3),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "msg": record.getMessage(),
-            },
-            ensure_ascii=False,
-        )
-
-
-def setup_logging(as_json: bool, tag: str = "") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if as_json:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s")
-        )
-    root = logging.getLogger("volley")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-
-
 def main(args: argparse.Namespace) -> int:
     import trio
 
-    from engine import config
+    from engine import config, logs
     from engine.control.server import ControlError, claim_path
     from engine.service import Engine
     from engine.store import StoreError, StoreLock
 
     cfg = config.load(args.config)
     part = _part(args.worker, cfg.engine.processes)
-    setup_logging(args.log_json, f"[{part[0]}]" if args.worker else "")
+    logs.setup(cfg, as_json=args.log_json, tag=f"w{part[0]}" if args.worker else "")
     if not cfg.operators:
         print("volley run: no [[operators]] in the config", file=sys.stderr)
         return 2

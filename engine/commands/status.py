@@ -18,7 +18,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def snapshot(cfg) -> dict:
+def snapshot(cfg, store=None) -> dict:
+    """The store's side of status; ``store``: one already open (never opened twice in a
+    process: closing the second copy would drop the first's LMDB locks)."""
     from engine.sched.schedule import windows_now
     from engine.store import STATES, Store, StoreError
 
@@ -35,8 +37,9 @@ def snapshot(cfg) -> dict:
         "windows": windows_now(cfg, now),
         "scheduled_by_hour": {},
     }
+    own = store is None
     try:
-        store = Store.open(cfg.resolve(cfg.store.path), readonly=True)
+        store = Store.open(cfg.resolve(cfg.store.path), readonly=True) if own else store
     except StoreError:
         return snap
     try:
@@ -44,7 +47,8 @@ def snapshot(cfg) -> dict:
         unmatched = store.list_unmatched(10)
         by_hour = store.scheduled_by_hour()
     finally:
-        store.close()
+        if own:
+            store.close()
     snap.update(
         states=counts.states,
         batches=counts.batches,

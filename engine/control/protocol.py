@@ -88,6 +88,15 @@ class BindView(Base):
     paused: bool = False
 
 
+class Histogram(Base):
+    """Observations counted in fixed buckets (seconds); ``counts`` has one more than
+    ``bounds``: the last counts those beyond every bound. Not cumulative."""
+
+    bounds: list[float] = []
+    counts: list[int] = []
+    total: float = 0.0  # the sum of the observations
+
+
 class OperatorView(Base):
     name: str
     up: bool = False
@@ -96,6 +105,11 @@ class OperatorView(Base):
     tps_limit: float = 0.0
     tps_configured: float = 0.0
     throttles: int = 0
+    # submit_sm responses (parts) by command_status "0x00".."0xFF", "none": no response came
+    submits: dict[str, int] = {}
+    receipts: dict[str, int] = {}  # receipts by stat (DELIVRD, UNDELIV, ...)
+    submit_latency: Histogram | None = None  # submit_sm to its response
+    receipt_latency: Histogram | None = None  # submit_sm_resp to the final receipt
 
 
 class WindowView(Base):
@@ -137,8 +151,12 @@ class Ok(Base):
     detail: str = ""
 
 
+BAD_REQUEST = "bad_request"  # Error.code: the request named nothing the engine has
+
+
 class Error(Base):
     message: str
+    code: str = ""
 
 
 Reply = Ok | Error | Snapshot | Hello

@@ -145,7 +145,19 @@ def _sum_operator(a: p.OperatorView, b: p.OperatorView) -> p.OperatorView:
         tps_limit=a.tps_limit + b.tps_limit,
         tps_configured=a.tps_configured + b.tps_configured,
         throttles=a.throttles + b.throttles,
+        submits=dict(Counter(a.submits) + Counter(b.submits)),
+        receipts=dict(Counter(a.receipts) + Counter(b.receipts)),
+        submit_latency=_sum_histograms(a.submit_latency, b.submit_latency),
+        receipt_latency=_sum_histograms(a.receipt_latency, b.receipt_latency),
     )
+
+
+def _sum_histograms(a: p.Histogram | None, b: p.Histogram | None) -> p.Histogram | None:
+    """Two processes' histograms of the same buckets as one (one alone if the other has none)."""
+    if a is None or b is None or a.bounds != b.bounds:
+        return a or b
+    counts = [x + y for x, y in zip(a.counts, b.counts, strict=True)]
+    return p.Histogram(bounds=a.bounds, counts=counts, total=a.total + b.total)
 
 
 def _sum_aligned(series: list[list[float]]) -> list[float]:

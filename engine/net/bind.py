@@ -14,12 +14,12 @@ and the bind reconnects; a refusal of our credentials leaves the bind
 
 from __future__ import annotations
 
-import bisect
 import enum
 import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import msgspec
 import trio
@@ -30,8 +30,14 @@ from engine.net.jobs import Job, Outcome, Report, StateChanged
 from engine.sched.pacing import Pacer
 from engine.smpp import constants as c
 
-# submit_sm written -> its response, in seconds (a Prometheus-style histogram)
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+class LatencySink(Protocol):
+    """Where a bind puts each submit's latency, from the write to the response (a list in
+    benchmarks, engine.meters.LatencyMeter in the engine)."""
+
+    def append(self, seconds: float, /) -> None: ...
+
+    def __len__(self) -> int: ...
 
 
 class BindState(enum.StrEnum):
@@ -53,9 +59,6 @@ class BindStats(msgspec.Struct):
     reconnects: int = 0
     receipts: int = 0
     window_used: int = 0
-    # submit latency: counts per LATENCY_BUCKETS bound (+ one for above), their sum
-    latency_counts: list[int] = msgspec.field(default_factory=lambda: [0] * 13)
-    latency_sum: float = 0.0
 
 
 Connector = Callable[[], Awaitable[trio.abc.Stream]]
@@ -86,7 +89,7 @@ class Bind:
         self.timeout = seconds(op.response_timeout)
         self.idle = seconds(op.enquire_link_interval)
         self.stats = BindStats()
-        self.latencies: list[float] | None = None  # every latency, when a benchmark measures
+        self.latencies: LatencySink | None = None
         self.resumed = trio.Event()
         self.resumed.set()
         self._paused = False
@@ -208,8 +211,5 @@ class Bind:
         return self._veto(job) if self._veto is not None else ""
 
     def observe_latency(self, seconds_: float) -> None:
-        stats = self.stats
-        stats.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds_)] += 1
-        stats.latency_sum += seconds_
         if self.latencies is not None and len(self.latencies) < 1_000_000:
             self.latencies.append(seconds_)

@@ -79,12 +79,13 @@ class _Fault(Exception):
 class _Progress:
     """How far one job has gone on this connection (never kept on the Job itself)."""
 
-    __slots__ = ("answered", "bad_id", "ids", "job", "status", "written")
+    __slots__ = ("accepted", "answered", "bad_id", "ids", "job", "status", "written")
 
     def __init__(self, job: Job) -> None:
         self.job = job
         self.written = 0
         self.answered = 0
+        self.accepted = 0
         self.ids: list[str] = [""] * len(job.parts)
         self.status = 0
         self.bad_id = ""
@@ -224,7 +225,9 @@ class Connection:
     async def _report_unfinished(self) -> None:
         reason = self._reason or "connection closed"
         unfinished: list[Outcome] = [
-            Lost(p.job, reason, self.name) if p.written else Unsent(p.job, self.name)
+            Lost(p.job, reason, self.name, p.answered, p.accepted, p.status)
+            if p.written
+            else Unsent(p.job, self.name)
             for p in self._progress.values()
         ]
         self._progress.clear()
@@ -307,10 +310,13 @@ class Connection:
         if progress.answered == len(job.parts):
             del self._progress[job.msg_id]
             ids = tuple(i for i in progress.ids if i)
-            out.append(Submitted(job, progress.status, self.name, ids, progress.bad_id))
+            out.append(
+                Submitted(job, progress.status, self.name, ids, progress.bad_id, progress.accepted)
+            )
 
     def _accepted(self, progress: _Progress, index: int, raw_id: str) -> None:
         self.stats.submitted += 1
+        progress.accepted += 1
         smsc_id = checked_id(raw_id)
         if smsc_id is not None:
             progress.ids[index] = smsc_id

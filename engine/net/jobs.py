@@ -38,6 +38,7 @@ class Submitted(msgspec.Struct, frozen=True, gc=False):
     bind: str
     smsc_ids: tuple[str, ...] = ()
     bad_id: str = ""
+    accepted: int = 0  # parts answered with status 0 (bad ids included)
 
 
 class Lost(msgspec.Struct, frozen=True, gc=False):
@@ -46,6 +47,9 @@ class Lost(msgspec.Struct, frozen=True, gc=False):
     job: Job
     reason: str
     bind: str
+    answered: int = 0  # of its parts, before the connection ended
+    accepted: int = 0
+    status: int = 0  # the worst status among the refused ones
 
 
 class Unsent(msgspec.Struct, frozen=True, gc=False):

@@ -1336,6 +1336,37 @@ class Store:
         raw = self._read(lambda txn: txn.get(batch.encode(), db=self._db["batches"]))
         return dict(self._c.batch.decode(raw).counts) if raw else {}
 
+    # -- lookups for the operations interface (volley message, serve) ------------
+
+    def find(self, batch: str, ext_id: str) -> r.Message | None:
+        """The message the upstream calls ``ext_id`` in ``batch`` (its batch index entry)."""
+
+        def read(txn: lmdb.Transaction) -> r.Message | None:
+            key = txn.get(batch.encode() + b"\0" + ext_id.encode(), db=self._db["batchidx"])
+            raw = None if key is None else txn.get(key, db=self._db["msgs"])
+            return None if raw is None else self._c.msg.decode(raw)
+
+        return self._read(read)
+
+    def queue_heads(self) -> dict[str, float]:
+        """Route → since when the next message to be claimed on it has been due (epoch s)."""
+
+        def read(txn: lmdb.Transaction) -> dict[str, float]:
+            heads: dict[str, float] = {}
+            cur = txn.cursor(db=self._db["ready"])
+            found = cur.first()
+            while found:
+                key = cur.key()
+                route = key[: key.index(b"\0")]
+                raw = txn.get(key[len(route) + 1 :], db=self._db["msgs"])
+                if raw is not None:
+                    msg = self._c.msg.decode(raw)
+                    heads[route.decode()] = max(msg.created, msg.due)
+                found = cur.set_range(route + b"\x01")
+            return heads
+
+        return self._read(read)
+
 
 MAX_KEY = 511  # LMDB's default maximum key size, in octets
 

@@ -37,3 +37,46 @@ def test_counts_paused_batches_and_prunes(tmp_path):
     assert snap.paused_batches == ["b1"]
     assert (snap.dead, snap.stopped) == (1, 1)
     assert snap.prunes[0].endswith("+79160000009 (UNDELIV err 1)")
+
+
+def test_merged_snapshots_sum_counts_and_histograms():
+    from engine.control import protocol as p
+    from engine.control.views import merge_snapshots
+
+    def op(n: int) -> p.OperatorView:
+        return p.OperatorView(
+            name="mts",
+            submits={"0x00": 10 * n, "0x58": n},
+            receipts={"DELIVRD": 9 * n},
+            submit_latency=p.Histogram(bounds=[0.1, 1.0], counts=[n, 2 * n, 0], total=0.5 * n),
+        )
+
+    merged = merge_snapshots(
+        [p.Snapshot(at=1.0, operators=[op(1)]), p.Snapshot(at=2.0, operators=[op(2)])], pid=7
+    )
+    (mts,) = merged.operators
+    assert mts.submits == {"0x00": 30, "0x58": 3}
+    assert mts.receipts == {"DELIVRD": 27}
+    assert mts.submit_latency == p.Histogram(bounds=[0.1, 1.0], counts=[3, 6, 0], total=1.5)
+    assert mts.receipt_latency is None
+
+
+def test_an_older_peer_reads_a_snapshot_with_the_new_fields():
+    import msgspec
+
+    from engine.control import protocol as p
+
+    class OperatorView(msgspec.Struct, tag=True, kw_only=True):  # as version 1 had it
+        name: str
+        tps_limit: float = 0.0
+
+    class Snapshot(msgspec.Struct, tag=True, kw_only=True):
+        at: float
+        operators: list[OperatorView] = []
+
+    hist = p.Histogram(bounds=[1.0], counts=[1, 0], total=0.2)
+    new = p.Snapshot(
+        at=1.0, operators=[p.OperatorView(name="mts", tps_limit=5.0, submit_latency=hist)]
+    )
+    old = msgspec.msgpack.decode(p.frame(new)[4:], type=Snapshot)
+    assert old.operators[0].name == "mts" and old.operators[0].tps_limit == 5.0

@@ -30,7 +30,7 @@ async def test_a_job_is_sent_answered_and_reported_with_its_ids(nursery, autojum
     await peer.flush()
     await h.settle()
     (out,) = h.outcomes((Submitted,))
-    assert out == Submitted(job, 0, "op#0", ("0A1", "0a2"), "")
+    assert out == Submitted(job, 0, "op#0", ("0A1", "0a2"), "", accepted=2)
     assert h.bind.stats.submitted == 2 and h.bind.stats.window_used == 0
 
 
@@ -49,7 +49,9 @@ async def test_a_multipart_cut_after_some_parts_is_lost_and_reported_once(
     await peer.cut()
     await h.settle()
     lost = h.outcomes((Lost, Submitted, Unsent))
-    assert lost == [Lost(job, "connection closed by the SMSC", "op#0")]
+    assert [(o.job, o.reason, o.answered) for o in lost] == [
+        (job, "connection closed by the SMSC", answered)
+    ]
     assert h.bind.stats.window_used == 0
     await h.peer()  # and it reconnects
 
@@ -213,7 +215,6 @@ async def test_latency_is_measured_from_the_write(nursery, autojump_clock):
         await peer.flush()
     await h.settle()
     assert h.bind.latencies == pytest.approx([0.25] * 4, abs=0.01)
-    assert sum(h.bind.stats.latency_counts) == 4
 
 
 async def test_no_response_within_the_timeout_resets_and_loses_the_job(nursery, autojump_clock):

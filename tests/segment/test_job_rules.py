@@ -6,12 +6,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from engine.wiring import open_store
 
 from engine import config
 from engine.segment import report, rules
 from engine.segment.customers import BadRow, Reader
 from engine.segment.job import Job
+from engine.wiring import open_store
 
 from .test_job import AS_OF
 

@@ -2,10 +2,9 @@
 
 import json
 
-from engine.wiring import open_store
-
 from engine import cli, config
 from engine.store import RecordMo
+from engine.wiring import open_store
 
 
 def test_the_mo_export_shows_the_rule_that_matched(tmp_path, capsys):

@@ -105,3 +105,45 @@ async def test_without_an_engine_the_view_is_read_only_and_says_so():
         await pilot.press("p")
         await pilot.pause()
         assert any("read-only" in n.message for n in app._notifications)
+
+
+def _cell(table, row: str, column: str) -> str:
+    return str(table.get_cell(row, column))
+
+
+async def test_columns_widen_when_a_value_grows_and_paused_binds_say_so():
+    import msgspec
+
+    first = snapshot(binds=3)
+    app = VolleyApp(FixedSource(first))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await started(pilot, app)
+        table = app.query_one(BindsTable)
+        ops = [msgspec.structs.replace(o, tps_limit=50.0) for o in first.operators]
+        error = "0x45 submit_sm or submit_multi failed (a long one)"
+        binds = [
+            msgspec.structs.replace(b, paused=True, last_error=error) if i == 0 else b
+            for i, b in enumerate(first.binds)
+        ]
+        app.snapshot = msgspec.structs.replace(first, operators=ops, binds=binds)
+        await pilot.pause()
+        assert _cell(table, "orange#0", "parts/s") == "0/50"
+        assert _cell(table, "mts#0", "state") == "paused"
+        assert _cell(table, "mts#0", "last error") == error[:40]
+        widths = {str(c.key.value): c.content_width for c in table.columns.values()}
+        assert widths["last error"] >= 40
+        assert widths["parts/s"] >= len("180/50")
+
+
+async def test_the_sparkline_draws_no_bars_without_data():
+    from textual.widgets import Sparkline
+
+    from tui.widgets.throughput import bars
+
+    app = VolleyApp(FixedSource(snapshot(live=False), live=False))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app)
+        assert list(app.query_one(Sparkline).data) == []
+    assert bars([]) == []
+    assert bars([200.0, 210.0]) == [0.0, 200.0, 210.0]  # heights from zero
+    assert bars([0.0, 5.0]) == [0.0, 5.0]

@@ -20,7 +20,7 @@ async def loaded(pilot):
 
 @pytest.mark.parametrize(
     ("size", "theme"),
-    [((80, 24), "textual-dark"), ((160, 48), "textual-dark"), ((80, 24), "textual-light")],
+    [((80, 24), "textual-dark"), ((200, 50), "textual-dark"), ((80, 24), "textual-light")],
 )
 def test_main_screen(snap_compare, size, theme):
     app = VolleyApp(FixedSource(snapshot(binds=6, batches=5)))
@@ -31,3 +31,9 @@ def test_main_screen(snap_compare, size, theme):
 def test_batches_tab(snap_compare):
     app = VolleyApp(FixedSource(snapshot(binds=3, batches=12)))
     assert snap_compare(app, terminal_size=(80, 24), press=["2"], run_before=loaded)
+
+
+def test_without_an_engine(snap_compare):
+    """Read-only: the banner says so, and the sparkline draws no bars."""
+    app = VolleyApp(FixedSource(snapshot(binds=0, batches=3, live=False), live=False))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=loaded)

@@ -45,7 +45,7 @@ class MainScreen(Screen):
                 yield NumbersPanel(id="numbers")
             with TabPane("Events", id="events-tab"):
                 yield EventLog(id="events", max_lines=1000, markup=False, wrap=False)
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.query_one(BindsTable).focus()

@@ -13,7 +13,7 @@ DONE_BAD = ("undelivered", "expired", "rejected", "failed", "unknown", "deleted"
 
 
 class BatchesTable(SyncedTable):
-    COLUMNS = ("batch", "progress", "total", "delivered", "failed", "skipped", "waiting")
+    COLUMNS = ("batch", "progress", "msgs", "delivered", "failed", "skipped", "waiting")
 
     def rows_of(self, snap: p.Snapshot) -> dict[str, tuple[object, ...]]:
         paused = set(snap.paused_batches)

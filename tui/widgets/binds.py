@@ -12,7 +12,8 @@ STATE_STYLE = {"bound": "green", "backoff": "yellow", "failed": "bold red", "sto
 
 
 class BindsTable(SyncedTable):
-    COLUMNS = ("bind", "state", "tps", "window", "submitted", "errors", "reconn", "last error")
+    # parts: submit_sm PDUs, every part of a long message counted (as TPS limits count them)
+    COLUMNS = ("bind", "state", "parts/s", "window", "errors", "last error", "parts", "reconn")
 
     def rows_of(self, snap: p.Snapshot) -> dict[str, tuple[object, ...]]:
         ops = {o.name: o for o in snap.operators}
@@ -20,9 +21,11 @@ class BindsTable(SyncedTable):
 
 
 def _row(b: p.BindView, op: p.OperatorView | None) -> tuple[object, ...]:
-    state = Text(b.state, style=STATE_STYLE.get(b.state, ""), justify="left", end="")
     if b.paused:
-        state = Text(f"{b.state}, paused", style="yellow", justify="left", end="")
+        text = "paused" if b.state == "bound" else f"{b.state}, paused"
+        state = Text(text, style="yellow", justify="left", end="")
+    else:
+        state = Text(b.state, style=STATE_STYLE.get(b.state, ""), justify="left", end="")
     limit = op.tps_limit if op else b.tps_limit
     window = f"{b.window_used}/{b.window}" if b.window else "rx"
     return (
@@ -30,8 +33,8 @@ def _row(b: p.BindView, op: p.OperatorView | None) -> tuple[object, ...]:
         state,
         f"{b.tps_now:,.0f}/{limit:,.0f}",
         window,
-        f"{b.submitted:,}",
         f"{b.errors:,}",
-        str(b.reconnects),
         escape(b.last_error[:40]),
+        f"{b.submitted:,}",
+        str(b.reconnects),
     )

@@ -15,7 +15,7 @@ SHOWN = ("queued", "scheduled", "inflight", "sent", "delivered", "undelivered", 
 class QueuePanel(Static):
     def show(self, snap: p.Snapshot) -> None:
         states = snap.states
-        lines = ["[b]Queue[/]"]
+        lines = ["[b]Queue[/] [$text-muted](messages)[/]"]
         lines += [f"{s:<12}{states.get(s, 0):>11,}" for s in SHOWN]
         other = sum(v for k, v in states.items() if k not in SHOWN)
         if other:

@@ -1,4 +1,4 @@
-"""Throughput over the last minutes: a sparkline of submits per second."""
+"""Throughput over the last minutes: a sparkline of messages sent per second."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class Throughput(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label("", id="rate")
-        yield Sparkline([0.0], summary_function=max, id="spark")
+        yield Sparkline([], summary_function=max, id="spark")
 
     def on_mount(self) -> None:
         if self._latest is not None:
@@ -30,12 +30,20 @@ class Throughput(Vertical):
         rates, totals = snap.rates, snap.totals
         minutes = len(snap.history) / 60
         text = (
-            f"[b]{rates.get('submit', 0):,.0f}[/] submit/s  "
+            f"[b]{rates.get('submit', 0):,.0f}[/] msg/s  "
             f"[b]{rates.get('receipts', 0):,.0f}[/] receipts/s  "
             f"sent {totals.get('submitted', 0):,}  failed {totals.get('failed', 0):,}  "
-            f"[$text-muted](last {minutes:.0f} min)[/]"
+            f"[$text-muted](messages, last {minutes:.0f} min)[/]"
             if snap.live
             else "[$text-muted]no engine: no throughput[/]"
         )
         rate.update(text)
-        spark.data = snap.history or [0.0]
+        spark.data = bars(snap.history) if snap.live else []
+
+
+def bars(history: list[float]) -> list[float]:
+    """What the sparkline draws: nothing without data, and heights from zero (a sparkline
+    scales from its lowest value to its highest: 200 and 210 would look like 0 and full)."""
+    if not history:
+        return []
+    return [0.0, *history] if min(history) > 0 else list(history)

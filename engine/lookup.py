@@ -1,0 +1,155 @@
+"""One message as the upstream sees it, and exports of a batch's messages for a CRM.
+
+``message_view`` is what `volley message --json` prints and what
+``GET /v1/batches/B/messages/ID`` answers; ``export_rows`` streams a batch's
+messages (filtered by state and by the time of their last change) as flat rows
+for CSV or JSON Lines, one message at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.config import seconds
+from engine.store import Message, Store
+
+# a final state that came from a delivery receipt, and the receipt's stat for it
+RECEIPT_STAT = {
+    "delivered": "DELIVRD",
+    "undelivered": "UNDELIV",
+    "expired": "EXPIRED",
+    "rejected": "REJECTD",
+    "deleted": "DELETED",
+}
+EXPORT_COLUMNS = (
+    "batch",
+    "id",
+    "number",
+    "state",
+    "parts",
+    "smsc_ids",
+    "attempts",
+    "error",
+    "submit_status",
+    "receipt_err",
+    "network_error",
+    "created",
+    "updated",
+)
+
+
+def iso(t: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC with milliseconds; None stays None."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def message_view(msg: Message) -> dict[str, Any]:
+    """Everything the store knows of one message, in the upstream's words."""
+    receipt = None
+    if msg.state in RECEIPT_STAT or msg.err is not None:
+        receipt = {
+            "stat": RECEIPT_STAT.get(msg.state, "UNKNOWN"),
+            "err": msg.err,
+            "network_error": msg.network_error,
+        }
+    return {
+        "batch": msg.batch,
+        "id": msg.ext_id,
+        "key": msg.id,
+        "to": msg.to,
+        "from": msg.sender,
+        "kind": msg.kind,
+        "route": msg.route,
+        "state": msg.state,
+        "parts": msg.parts,
+        "part_states": list(msg.part_states),
+        "smsc_ids": list(msg.smsc_ids),
+        "attempts": msg.attempts,
+        "error": error_of(msg),
+        "reason": msg.reason,
+        "submit_status": f"0x{msg.status:02X}" if msg.status else None,
+        "receipt": receipt,
+        "text": msg.text,
+        "zone": msg.zone,
+        "created": iso(msg.created),
+        "updated": iso(msg.updated),
+        "due": iso(msg.due) if msg.state == "scheduled" else None,
+        "not_before": iso(msg.not_before),
+        "expires": iso(msg.expires),
+    }
+
+
+def error_of(msg: Message) -> str:
+    """Why a message did not arrive, in one phrase; "" while it may still arrive or it did."""
+    if msg.state in ("failed", "skipped"):
+        return msg.reason
+    if msg.state == "unknown":
+        return msg.reason or "receipt UNKNOWN"
+    if msg.state in RECEIPT_STAT and msg.state != "delivered":
+        err = "" if msg.err is None else f" err {msg.err:03d}"
+        net = "" if msg.network_error is None else f" network error {msg.network_error}"
+        return f"receipt {RECEIPT_STAT[msg.state]}{err}{net}"
+    return ""
+
+
+def export_row(msg: Message) -> dict[str, Any]:
+    return {
+        "batch": msg.batch,
+        "id": msg.ext_id,
+        "number": msg.to,
+        "state": msg.state,
+        "parts": msg.parts,
+        "smsc_ids": " ".join(msg.smsc_ids),
+        "attempts": msg.attempts,
+        "error": error_of(msg),
+        "submit_status": f"0x{msg.status:02X}" if msg.status else "",
+        "receipt_err": "" if msg.err is None else msg.err,
+        "network_error": "" if msg.network_error is None else msg.network_error,
+        "created": iso(msg.created),
+        "updated": iso(msg.updated),
+    }
+
+
+def export_rows(
+    store: Store, batch: str, states: Iterable[str] = (), since: float | None = None
+) -> Iterator[dict[str, Any]]:
+    """The batch's messages in id order, one at a time: those in ``states`` (all if
+    empty) whose last change is at or after ``since``."""
+    wanted = frozenset(states)
+    for msg in store.messages(batch):
+        if wanted and msg.state not in wanted:
+            continue
+        if since is not None and msg.updated < since:
+            continue
+        yield export_row(msg)
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``2026-11-23T10:00:00+03:00``, ``2026-11-23`` (UTC midnight) or ``2h`` (ago)."""
+    text = text.strip()
+    now = time.time() if now is None else now
+    if _DATE.match(text):
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+    try:
+        return now - seconds(text)
+    except ValueError:
+        pass
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: expected a time with offset (2026-11-23T10:00:00+03:00), "
+            "a date (2026-11-23, UTC) or a duration ago (2h, 7d)"
+        ) from None
+    if t.tzinfo is None:
+        raise ValueError(f"{text!r}: needs a UTC offset, e.g. +03:00")
+    return t.timestamp()
