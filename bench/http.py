@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 import trio
-from engine.wiring import open_store
 
 from engine import config, ingest
 from engine.http.api import Api
 from engine.http.server import Listener, serve_all
 from engine.sched.schedule import Scheduler
+from engine.wiring import open_store
 
 TARGET = 100_000
 TEXT = "Anna, we miss you! -40% on everything until 30.11: shop.example/r"

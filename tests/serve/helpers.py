@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import httpx
 import trio
-from engine.wiring import open_store
 
 from engine import config
 from engine.http.api import Api
 from engine.http.server import Listener, serve_all
 from engine.store import Store
+from engine.wiring import open_store
 
 TOKEN = "t0k3n-for-tests-0123456789"
 JSONL = {"Content-Type": "application/x-ndjson"}
