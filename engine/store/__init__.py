@@ -1,4 +1,4 @@
-"""The durable LMDB queue (see engine/store/store.py for the layout and guarantees)."""
+"""The durable LMDB queue (engine/store/store.py: the guarantees; layout.py: the bytes)."""
 
 from engine.store.errors import StoreError
 from engine.store.lock import StoreLock, StoreLocked
@@ -7,6 +7,7 @@ from engine.store.records import (
     MAX_BATCH_BYTES,
     MAX_ID_CHARS,
     STATES,
+    Claimed,
     Counts,
     EnqueueResult,
     Fail,
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_ID_CHARS",
     "STATES",
+    "Claimed",
     "Counts",
     "EnqueueResult",
     "Fail",

@@ -85,6 +85,40 @@ class Message(Record):
     operator: str = ""  # the operator that accepted it (its SMSC ids are that SMSC's)
 
 
+class Body(Record):
+    """A message as enqueued: written once, never rewritten (``body``, keyed by id)."""
+
+    batch: str
+    ext_id: str
+    to: str
+    text: str
+    sender: str
+    kind: str
+    route: str  # as enqueued; the status record holds the route it waits on now
+    created: float
+    not_before: float | None = None
+    expires: float | None = None
+    parts: int = 1
+    zone: str = ""
+    window: str = ""
+    zone_default: bool = False
+    line: int = 0
+    due: float = 0.0  # as enqueued
+
+
+class Claimed(Body):
+    """A claimed message: its body, its id, the route it was claimed on, and ``token``
+    (what the claim saw of its status). Decoded straight from the body's bytes."""
+
+    id: int = 0
+    attempts: int = 0
+    token: bytes = b""
+
+    @property
+    def state(self) -> str:
+        return INFLIGHT
+
+
 class NewMessage(msgspec.Struct, kw_only=True):
     """A validated message from a producer, before the store gives it an id."""
 
@@ -135,6 +169,19 @@ class DeadEntry(Record):
     evidence: list[Outcome] = []
 
 
+class NumberRecord(Record):
+    """All the store knows of one number (``numbers``): one get per message at a claim.
+
+    ``outcomes``: failures since its last delivery (the last ``history_limit``);
+    ``sent``: its sends within the longest frequency cap; ``stop``: on the stop
+    list; ``dead``: pruned. A record with none of these is deleted."""
+
+    outcomes: list[Outcome] = []
+    sent: list[float] = []
+    stop: StopEntry | None = None
+    dead: DeadEntry | None = None
+
+
 class Mo(Record):
     at: float
     source: str
@@ -157,7 +204,13 @@ class Unmatched(Record):
 
 
 class Op(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """An operation on message ``id``. ``token``: the :attr:`Claimed.token` of the claim it
+    answers (optional). The store remembers what it has in flight, so it never needs the
+    token to skip a read; given, it must be the message's latest claim, else the operation
+    is refused as stale (it answers a claim that has since been given back)."""
+
     id: int = 0
+    token: bytes = b""
 
 
 class MarkSent(Op, frozen=True, kw_only=True, tag=True):

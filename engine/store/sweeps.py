@@ -1,0 +1,110 @@
+"""The receipt timeout and the retention purge: walks of the per-commit sets.
+
+``sent`` and ``final`` hold one set of ids per commit and millisecond, in time
+order. A message leaves ``sent`` by changing its status, not its set, so the
+sweep reads each old id's status and skips those that moved on; a set is
+deleted once walked (or rewritten with what a ``limit`` left of it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.store import layout as L
+from engine.store import records as r
+from engine.store.tx import OPERATOR, Tx
+
+if TYPE_CHECKING:
+    from engine.store.store import Store
+
+_UNKNOWN = L.CODE[r.UNKNOWN]
+
+
+def _sets_before(tx: Tx, db: Any, end: bytes, limit: int) -> list[tuple[bytes, list[bytes]]]:
+    """The sets keyed before ``end``, oldest first, holding at most ``limit`` ids in all
+    (the last one cut short if need be)."""
+    out: list[tuple[bytes, list[bytes]]] = []
+    room = limit
+    cur = tx.txn.cursor(db=db)
+    if cur.first():
+        for key, raw in cur:
+            if key >= end or room <= 0:
+                break
+            ids = [raw[i : i + 8] for i in range(0, len(raw), 8)]
+            out.append((key, ids))
+            room -= len(ids)
+    return out
+
+
+def _walked(tx: Tx, db: Any, key: bytes, ids: list[bytes], done: int) -> None:
+    if done >= len(ids):
+        tx.txn.delete(key, db=db)
+    else:
+        tx.txn.put(key, b"".join(ids[done:]), db=db)
+
+
+def expire_sent(s: Store, tx: Tx, sent_before: float, now: float, limit: int) -> int:
+    """Sent messages whose receipt never came within the timeout end as unknown."""
+    db, status = tx.db["sent"], tx.db["status"]
+    end = L.U64.pack(L.ms(sent_before))
+    at, room, moved = L.ms(now), limit, 0
+    for key, ids in _sets_before(tx, db, end, limit):
+        sent_ms = L.U64.unpack_from(key)[0]
+        walk = ids[:room]
+        for idkey in walk:
+            raw = tx.txn.get(idkey, db=status)
+            if raw is None or raw[0] != L.SENT:
+                continue  # final since, or purged
+            st = L.Status.unpack(raw)
+            if st.sent_ms != sent_ms:
+                continue  # marked sent again later: in a later set
+            tx.move(idkey, st, L.SENT, _UNKNOWN, at, "no receipt within receipt_timeout")
+            moved += 1
+        room -= len(walk)
+        _walked(tx, db, key, ids, len(walk))
+    return moved
+
+
+def purge(s: Store, tx: Tx, older_than: float, limit: int) -> int:
+    """Final messages older than ``older_than`` go, with their SMSC ids; unmatched
+    receipts older than that too. The (batch, id) index stays."""
+    txn, db = tx.txn, tx.db
+    end = L.U64.pack(L.ms(older_than))
+    _purge_unmatched(tx, end, limit)
+    room, done = limit, 0
+    gone: list[int] = []
+    for key, ids in _sets_before(tx, db["final"], end, limit):
+        walk = ids[:room]
+        for idkey in walk:
+            raw = txn.get(idkey, db=db["status"])
+            if raw is None or raw[0] not in L.FINAL:
+                continue
+            st = L.Status.unpack(raw)
+            operator = tx.name_of(OPERATOR, st.operator)
+            for smsc_id in st.ids:
+                txn.delete(L.smsc_key(operator, smsc_id), db=db["smsc"])
+            txn.delete(idkey, db=db["status"])
+            txn.delete(idkey, db=db["body"])
+            tx.count(st.batch, st.kind, st.state, -1)
+            tx.bump(b"purged", 1)
+            gone.append(L.U64.unpack(idkey)[0])
+        room -= len(walk)
+        done += len(walk)
+        _walked(tx, db["final"], key, ids, len(walk))
+    if gone:
+        for hook in s.hooks.purged:
+            hook(tx, gone)
+    return done
+
+
+def _purge_unmatched(tx: Tx, end: bytes, limit: int) -> None:
+    db = tx.db["unmatched"]
+    cur = tx.txn.cursor(db=db)
+    keys: list[bytes] = []
+    if cur.first():
+        for key in cur.iternext(values=False):
+            if key >= end or len(keys) >= limit:
+                break
+            keys.append(key)
+    for key in keys:
+        tx.txn.delete(key, db=db)
