@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
@@ -28,35 +27,53 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# what a load keeps of each message for its publishing transaction: id, due_ms, route,
-# kind, flags, scheduled (22 bytes; the status record is rebuilt from them, byte for byte)
-_STAGED = struct.Struct(">QQHHB?")
+UNTIMED, TIMED, SCHEDULED = 0, 1, 2  # queued due now; queued with its own due; scheduled
+
+
+class Group:
+    """Messages of one load that share their status record but for their due: same kind,
+    route, zone_default flag, and mode. ``ids``: id(8) each, then due_ms(8) unless the
+    mode is UNTIMED (due: the load's now). 8 or 16 bytes a message until published."""
+
+    __slots__ = ("flags", "ids", "kind", "mode", "route", "status", "statuses")
+
+    def __init__(self, kind: int, route: int, flags: int, mode: int, status: bytes) -> None:
+        self.kind, self.route, self.flags, self.mode = kind, route, flags, mode
+        self.ids = bytearray()
+        self.status = status  # UNTIMED: every message's status record
+        self.statuses: dict[int, bytes] = {}  # due_ms -> status record, for the others
+
+    @property
+    def n(self) -> int:
+        return len(self.ids) // (8 if self.mode == UNTIMED else 16)
+
+    def entries(self) -> Iterator[tuple[bytes, int]]:
+        """(id, due_ms) of each message; UNTIMED ones have due_ms -1."""
+        ids = self.ids
+        if self.mode == UNTIMED:
+            for i in range(0, len(ids), 8):
+                yield bytes(ids[i : i + 8]), -1
+        else:
+            for i in range(0, len(ids), 16):
+                yield bytes(ids[i : i + 8]), L.U64.unpack_from(ids, i + 8)[0]
 
 
 class Staged:
+    """What a load wrote, for its publishing transaction: each chunk's groups, added only
+    once the chunk's transaction has committed (a replay after the map grew cannot count
+    twice)."""
+
     def __init__(self) -> None:
-        self.buf = bytearray()
-        self.counts: dict[tuple[int, int], int] = {}  # (kind, state) -> n
-        self.n = self.scheduled = self.zone_default = self.unroutable = 0
+        self.groups: list[Group] = []
         self.first = 0  # the first id this load took: an id repeated from then on is in it
 
-    def add(self, mid: int, due_ms: int, route: int, kind: int, flags: int, sched: bool) -> None:
-        self.buf += _STAGED.pack(mid, due_ms, route, kind, flags, sched)
-        key = (kind, L.SCHEDULED if sched else L.QUEUED)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        self.n += 1
-        self.scheduled += sched
-        self.zone_default += bool(flags & L.ZONE_DEFAULT)
-        self.unroutable += route == 0
+    @property
+    def n(self) -> int:
+        return sum(g.n for g in self.groups)
 
-    def merge(self, other: Staged) -> None:
-        self.buf += other.buf
-        for key, n in other.counts.items():
-            self.counts[key] = self.counts.get(key, 0) + n
-        self.n += other.n
-        self.scheduled += other.scheduled
-        self.zone_default += other.zone_default
-        self.unroutable += other.unroutable
+    @property
+    def scheduled(self) -> int:
+        return sum(g.n for g in self.groups if g.mode == SCHEDULED)
 
 
 def enqueue(
@@ -78,21 +95,15 @@ def enqueue(
     try:
         for chunk in chunks(messages, chunk_size):
             load = functools.partial(
-                _load_chunk,
-                s,
-                batch=batch,
-                chunk=chunk,
-                now=now,
-                drop_dead=drop_dead,
-                staged=staged,
+                _load_chunk, s, batch=batch, chunk=chunk, now=now, drop=drop_dead, staged=staged
             )
-            part, d, tally = s._write(load)
-            staged.merge(part)
+            groups, d, tally = s._write(load)
+            staged.groups += groups
             dup += d
             for key, n in tally.items():
                 totals[key] += n
             if progress:
-                progress(part.n + d)
+                progress(sum(g.n for g in groups) + d)
         s._write(lambda tx: _publish(s, tx, batch, staged, now))
     except BaseException:
         abort_load(s, batch)
@@ -122,14 +133,14 @@ def _load_chunk(
     batch: str,
     chunk: list[r.NewMessage],
     now: float,
-    drop_dead: bool,
+    drop: bool,
     staged: Staged,
-) -> tuple[Staged, int, dict[str, int]]:
-    """Write a chunk's messages (not yet indexed: invisible to claims), staged apart
-    from ``staged`` until the transaction commits."""
+) -> tuple[list[Group], int, dict[str, int]]:
+    """Write a chunk's (batch, id) keys, bodies and status records (not yet indexed:
+    invisible to claims); what the publishing transaction needs is returned, not kept."""
     txn, db = tx.txn, tx.db
     put, batchidx = txn.put, db["batchidx"]
-    encode = s.coders.enc.encode
+    encode, Body, pack_id = s.coders.enc.encode, r.Body, L.U64.pack
     prefix = batch.encode() + b"\0"
     tally = {"dead": 0, "stopped": 0, "dropped": 0}
     first = _next_ids(tx, len(chunk))
@@ -138,67 +149,58 @@ def _load_chunk(
     hooks = s.hooks.enqueue
     batch_id = tx.id_of(BATCH, batch)
     now_ms = L.ms(now)
-    kinds: dict[str, int] = {}
-    routes: dict[str, int] = {}
+    groups: dict[tuple[str, str, bool, int], Group] = {}
     bodies: list[tuple[bytes, bytes]] = []
     statuses: list[tuple[bytes, bytes]] = []
-    written: dict[bytes, bytes] = {}  # this chunk's bodies, by id: not in the database yet
-    part = Staged()
     for mid, m in enumerate(chunk, first):
         ext = m.ext_id
         if len(ext) > r.MAX_ID_CHARS:
             raise StoreError(f"id {ext[:20]!r}...: longer than {r.MAX_ID_CHARS} characters")
         key = prefix + (ext or f"#{mid}").encode()
-        idkey = L.U64.pack(mid)
+        idkey = pack_id(mid)
         if not put(key, idkey, db=batchidx, overwrite=False):
-            _check_repeat(s, tx, batch, m, txn.get(key, db=batchidx), staged.first, written)
+            _check_repeat(s, tx, batch, m, txn.get(key, db=batchidx), staged.first, bodies)
             continue  # already in this batch: from an earlier run or this file
         if check_numbers:
-            rec = numbers.read(s, txn, m.to.encode())
-            barred = numbers.barred(s, rec, m.kind, now)
-            if barred == "dead" and drop_dead:
+            barred = numbers.barred(s, numbers.read(s, txn, m.to.encode()), m.kind, now)
+            if barred == "dead" and drop:
                 txn.delete(key, db=batchidx)
                 tally["dropped"] += 1
                 continue
             if barred:
                 tally[barred] += 1
-        due = m.due if m.due is not None else now
-        kind = kinds.get(m.kind)
-        if kind is None:
-            kind = kinds[m.kind] = tx.id_of(KIND, m.kind)
-        route = routes.get(m.route)
-        if route is None:
-            route = routes[m.route] = tx.id_of(ROUTE, m.route)
-        flags = L.ZONE_DEFAULT if m.zone_default else 0
-        due_ms = L.ms(due)
-        body = r.Body(
-            batch=batch,
-            ext_id=ext,
-            to=m.to,
-            text=m.text,
-            sender=m.sender,
-            kind=m.kind,
-            route=m.route,
-            created=now,
-            not_before=m.not_before,
-            expires=m.expires,
-            parts=m.parts,
-            zone=m.zone,
-            window=m.window,
-            zone_default=m.zone_default,
-            line=m.line,
-            due=due,
-        )
-        raw = written[idkey] = encode(body)
-        bodies.append((idkey, raw))
-        statuses.append((idkey, L.enqueued(kind, batch_id, route, due_ms, now_ms, flags)))
-        part.add(mid, due_ms, route, kind, flags, due > now)
+        due = now if m.due is None else m.due
+        mode = UNTIMED if m.due is None else SCHEDULED if due > now else TIMED
+        gkey = (m.kind, m.route, m.zone_default, mode)
+        group = groups.get(gkey)
+        if group is None:
+            group = groups[gkey] = _group(tx, m, batch_id, mode, now_ms)
+        if mode == UNTIMED:
+            group.ids += idkey
+            status = group.status
+        else:
+            due_ms = max(0, int(due * 1000))
+            group.ids += idkey + pack_id(due_ms)
+            status = group.statuses.get(due_ms) or group.statuses.setdefault(
+                due_ms, L.enqueued(group.kind, batch_id, group.route, due_ms, now_ms, group.flags)
+            )
+        body = Body(batch, ext, m.to, m.text, m.sender, m.kind, m.route, now, m.not_before,
+                    m.expires, m.parts, m.zone, m.window, m.zone_default, m.line, due)  # fmt: skip
+        bodies.append((idkey, encode(body)))
+        statuses.append((idkey, status))
         if hooks:
             for hook in hooks:  # engine/store/campaign.py: links, contacts
                 hook(tx, mid, m)
     txn.cursor(db=db["body"]).putmulti(bodies, append=True)
     txn.cursor(db=db["status"]).putmulti(statuses, append=True)
-    return part, len(chunk) - part.n - tally["dropped"], tally
+    written = len(bodies)
+    return list(groups.values()), len(chunk) - written - tally["dropped"], tally
+
+
+def _group(tx: Tx, m: r.NewMessage, batch_id: int, mode: int, now_ms: int) -> Group:
+    kind, route = tx.id_of(KIND, m.kind), tx.id_of(ROUTE, m.route)
+    flags = L.ZONE_DEFAULT if m.zone_default else 0
+    return Group(kind, route, flags, mode, L.enqueued(kind, batch_id, route, now_ms, now_ms, flags))
 
 
 def _check_repeat(
@@ -208,13 +210,16 @@ def _check_repeat(
     m: r.NewMessage,
     existing: bytes,
     first: int,
-    written: dict[bytes, bytes],
+    bodies: list[tuple[bytes, bytes]],
 ) -> None:
-    """An id seen earlier in this same load must carry the same message."""
+    """An id seen earlier in this same load must carry the same message (this chunk's
+    bodies are not written yet: ``bodies``)."""
     mid = L.U64.unpack(existing)[0]
     if mid < first:
         return  # from an earlier load: not queued again (idempotent)
-    raw = written.get(existing) or tx.txn.get(existing, db=tx.db["body"])
+    raw = tx.txn.get(existing, db=tx.db["body"])
+    if raw is None:
+        raw = next((body for idkey, body in reversed(bodies) if idkey == existing), None)
     if raw is None:
         return
     old = s.coders.body.decode(raw)
@@ -234,27 +239,29 @@ def _publish(s: Store, tx: Tx, batch: str, staged: Staged, now: float) -> None:
     batch_id = tx.id_of(BATCH, batch)
     parked = batch in tx.paused
     bprefix = batch.encode() + b"\0"
-    prefixes: dict[int, bytes] = {}
-    now_ms = L.ms(now)
     ready: list[tuple[bytes, bytes]] = []
     sched: list[tuple[bytes, bytes]] = []
-    for mid, due_ms, route, kind, flags, scheduled in _STAGED.iter_unpack(staged.buf):
-        idkey = L.U64.pack(mid)
-        status = L.enqueued(kind, batch_id, route, due_ms, now_ms, flags)
-        if scheduled:
-            sched.append((L.U64.pack(due_ms) + idkey, status))
+    zone_default = unroutable = 0
+    for group in staged.groups:
+        n = group.n
+        state = L.SCHEDULED if group.mode == SCHEDULED else L.QUEUED
+        tx.count(batch_id, group.kind, state, n)
+        zone_default += n if group.flags & L.ZONE_DEFAULT else 0
+        unroutable += n if group.route == 0 else 0
+        prefix = bprefix if parked else tx.name_of(ROUTE, group.route).encode() + b"\0"
+        if group.mode == UNTIMED:
+            status = group.status
+            ready += [(prefix + idkey, status) for idkey, _ in group.entries()]
             continue
-        prefix = bprefix if parked else prefixes.get(route)
-        if prefix is None:
-            prefix = prefixes[route] = tx.name_of(ROUTE, route).encode() + b"\0"
-        ready.append((prefix + idkey, status))
+        into = sched if group.mode == SCHEDULED else ready
+        for idkey, due_ms in group.entries():
+            key = L.U64.pack(due_ms) + idkey if group.mode == SCHEDULED else prefix + idkey
+            into.append((key, group.statuses[due_ms]))
     txn = tx.txn
     txn.cursor(db=tx.db["parked" if parked else "ready"]).putmulti(ready)
     txn.cursor(db=tx.db["sched"]).putmulti(sched)
-    for (kind, state), n in staged.counts.items():
-        tx.count(batch_id, kind, state, n)
-    tx.bump(L.ZONE_DEFAULT_KEY, staged.zone_default)
-    tx.bump(L.UNROUTABLE_KEY, staged.unroutable)
+    tx.bump(L.ZONE_DEFAULT_KEY, zone_default)
+    tx.bump(L.UNROUTABLE_KEY, unroutable)
     bkey = batch.encode()
     info = s.coders.batch.decode(txn.get(bkey, db=tx.db["batches"]))
     info.loading_pid = 0

@@ -38,7 +38,7 @@ def claim(s: Store, tx: Tx, route: str, n: int, now: float) -> list[r.Claimed]:
     seq = tx.next_seq()
     token = L.U64.pack(seq)
     now_ms = L.ms(now)
-    live, moves, unpack = s._live, tx.moves, L.KIND_BATCH_ROUTE.unpack_from
+    live, moves = s._live, tx.raw_moves
     ids: list[bytes] = []
     out: list[r.Claimed] = []
     while len(out) < n:
@@ -73,8 +73,7 @@ def claim(s: Store, tx: Tx, route: str, n: int, now: float) -> list[r.Claimed]:
         live[mid] = (seq, snap, L.HISTORY if rec is not None and rec.outcomes else 0, to)
         ids.append(idkey)
         out.append(msg)
-        kind, batch, _ = unpack(snap, 22)
-        k = (batch, kind, L.QUEUED, L.INFLIGHT)
+        k = (snap[22:28], L.QUEUED, L.INFLIGHT)
         moves[k] = moves.get(k, 0) + 1
     if ids:
         txn.put(token, L.inflight_value(s.owner, now_ms, ids), db=tx.db["inflight"])

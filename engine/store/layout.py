@@ -81,6 +81,7 @@ NO_RECEIPT = 1  # sent without registered_delivery: nothing is awaited
 ZONE_DEFAULT = 2  # its zone is [defaults] timezone
 HISTORY = 4  # its number had failures on record when it was claimed
 RECEIPTED = 8  # its final state came from its receipts
+MULTIPART = 16  # sent in more than one part: the tail has each part's state
 
 NONE = -(2**31)  # err / network_error absent
 

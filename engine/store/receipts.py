@@ -77,6 +77,8 @@ def mark_sent_live(s: Store, tx: Tx, op: r.MarkSent, mid: int, entry: L.Live) ->
     reason = L.unpack_tail(snap).reason if len(snap) > L.SIZE else ""
     n = len(op.smsc_ids)
     tail = L.pack_tail(op.smsc_ids, bytes(n) if n > 1 else b"", reason)
+    if n > 1:
+        flags |= L.MULTIPART
     raw = (
         L.FRONT.pack(L.SENT, flags, tx.id_of(OPERATOR, op.operator), at, at)
         + snap[20:40] + _EPOCH.pack(info[2] & 0xFFFFFFFF) + snap[44:L.SIZE] + tail
@@ -103,8 +105,10 @@ def mark_sent(s: Store, tx: Tx, op: r.MarkSent, idkey: bytes, raw: bytes, state:
     st = L.Status.unpack(raw)
     tx.unplace(idkey, st, state)
     st.ids = list(op.smsc_ids)
-    st.parts = bytes(len(st.ids)) if len(st.ids) > 1 else b""
-    st.flags = (st.flags | L.HISTORY) & ~L.NO_RECEIPT | (0 if op.receipt else L.NO_RECEIPT)
+    multi = len(st.ids) > 1
+    st.parts = bytes(len(st.ids)) if multi else b""
+    st.flags = (st.flags | L.HISTORY) & ~(L.NO_RECEIPT | L.MULTIPART)
+    st.flags |= (0 if op.receipt else L.NO_RECEIPT) | (L.MULTIPART if multi else 0)
     st.operator = tx.id_of(OPERATOR, op.operator)
     st.sent_ms = L.ms(op.at)
     tx.arrive(idkey, st, state, L.SENT, st.sent_ms)
@@ -167,7 +171,7 @@ def receipt(s: Store, tx: Tx, op: r.RecordReceipt) -> r.Result:
         st.reason = f"receipt {op.stat}"
         tx.txn.put(idkey, st.pack(), db=tx.db["status"])
         return r.Result(True, "intermediate", mid)
-    if len(raw) <= L.SIZE or not L.unpack_tail(raw).parts:
+    if not raw[1] & L.MULTIPART:
         _final_single(s, tx, op, idkey, raw, bytes(to))
     else:
         _final_part(s, tx, op, idkey, raw, part, bytes(to))
@@ -181,7 +185,7 @@ def _final_single(
     code = L.CODE[op.state]
     flags = raw[1] | L.RECEIPTED
     delivered = code == _DELIVERED  # a delivery keeps the codes a failed part left
-    errs = raw[48:56] if delivered else L.ERRS.pack(_i32(op.err), _i32(op.network_error))
+    errs = raw[48:56] if delivered else L.ERRS.pack(i32(op.err), i32(op.network_error))
     _record_outcome(s, tx, raw, to, code, op)
     at = L.ms(op.at)
     new = bytes((code, flags)) + raw[2:4] + _MS.pack(at) + raw[12:48] + errs + raw[L.SIZE :]
@@ -200,7 +204,7 @@ def _final_part(
     if part < len(states):
         states[part] = code
     if code != _DELIVERED and all(_severity(code) >= _severity(c) for c in others):
-        st.err, st.net = _i32(op.err), _i32(op.network_error)  # the worst part's codes
+        st.err, st.net = i32(op.err), i32(op.network_error)  # the worst part's codes
     st.parts = bytes(c + 1 for c in states)
     if not all(c >= 0 for c in states):
         tx.txn.put(idkey, st.pack(), db=tx.db["status"])
@@ -240,7 +244,8 @@ def _record_outcome(
     numbers.failed(s, tx, to, route, r.Outcome(op.stat, op.err, op.at))
 
 
-def _i32(v: int | None) -> int:
+def i32(v: int | None) -> int:
+    """An err or network error as the record's i32 (NONE: absent or out of range)."""
     return L.NONE if v is None or not -(2**31) < v < 2**31 else v
 
 

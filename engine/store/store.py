@@ -39,7 +39,7 @@ from typing import Protocol, TypeVar
 
 import lmdb
 
-from engine.store import batches, check, enqueue, flow, numbers, readers, recovery, sweeps
+from engine.store import batches, check, enqueue, flow, hotpath, numbers, readers, recovery, sweeps
 from engine.store import layout as L
 from engine.store import records as r
 from engine.store.enqueue import check_batch_id
@@ -268,7 +268,7 @@ class Store:
 
     def apply(self, ops: Sequence[r.Op]) -> list[r.Result]:
         """Many state changes in one transaction; a result per op, in order."""
-        return self._write(lambda tx: [flow.apply_one(self, tx, op) for op in ops])
+        return self._write(lambda tx: hotpath.apply(self, tx, ops))
 
     def expire_sent(self, sent_before: float, now: float, limit: int = 10_000) -> int:
         """Sent messages whose receipt never came within the timeout end as unknown."""
