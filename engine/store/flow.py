@@ -33,52 +33,62 @@ def claim(s: Store, tx: Tx, route: str, n: int, now: float) -> list[r.Claimed]:
         return []
     get, bodies, numbers_db = txn.get, tx.db["body"], tx.db["numbers"]
     decode, decode_number = s.coders.claimed.decode, s.coders.number.decode
+    key_of, value_of, delete = cur.key, cur.value, cur.delete
     check_numbers = tx.any_numbers()
     caps = s.cap_policy
     seq = tx.next_seq()
     token = L.U64.pack(seq)
     now_ms = L.ms(now)
-    live, moves = s._live, tx.raw_moves
+    live, unpack_id = s._live, L.U64.unpack
+    kind_batch, attempts_at, history = L.KIND_BATCH, L.ATTEMPTS_AT, L.HISTORY
+    counts: dict[bytes, int] = {}
     ids: list[bytes] = []
+    mids: list[int] = []
     out: list[r.Claimed] = []
-    while len(out) < n:
-        key = cur.key()
+    left = n
+    while left:
+        key = key_of()
         if not key.startswith(prefix):
             break
-        snap = cur.value()
-        cur.delete()
+        snap = value_of()
+        delete()
         idkey = key[start:]
         msg = decode(get(idkey, db=bodies))
-        rec = None
         to = msg.to.encode()
+        rec = None
         if check_numbers:
             raw = get(to, db=numbers_db)
-            rec = None if raw is None else decode_number(raw)
-        why = _skip_reason(s, msg, rec, now)
-        if why:
-            st = L.Status.unpack(snap)
-            tx.arrive(idkey, st, L.QUEUED, _SKIPPED, now_ms, why)
-            continue
+            if raw is not None:
+                rec = decode_number(raw)
+        if (msg.expires is not None and msg.expires <= now) or rec is not None:
+            why = _skip_reason(s, msg, rec, now)
+            if why:
+                tx.arrive(idkey, L.Status.unpack(snap), L.QUEUED, _SKIPPED, now_ms, why)
+                continue
         if caps is not None and caps.capped(msg.kind):
             if rec is None and not check_numbers:
                 raw = get(to, db=numbers_db)
                 rec = None if raw is None else decode_number(raw)
             if not numbers.within_cap(s, tx, idkey, snap, msg, rec, now):
                 continue
-        mid = L.U64.unpack(idkey)[0]
+        mid = unpack_id(idkey)[0]
         msg.id = mid
         msg.route = route
-        msg.attempts = snap[20]
-        msg.token = token + snap
-        live[mid] = (seq, snap, L.HISTORY if rec is not None and rec.outcomes else 0, to)
+        msg.attempts = snap[attempts_at]
+        msg.token = token
+        live[mid] = (seq, snap, history if rec is not None and rec.outcomes else 0, to, token)
         ids.append(idkey)
+        mids.append(mid)
         out.append(msg)
-        k = (snap[22:28], L.QUEUED, L.INFLIGHT)
-        moves[k] = moves.get(k, 0) + 1
+        kb = snap[kind_batch]
+        counts[kb] = counts.get(kb, 0) + 1
+        left -= 1
     if ids:
         txn.put(token, L.inflight_value(s.owner, now_ms, ids), db=tx.db["inflight"])
         tx.new_sets[seq] = [len(ids), now_ms, tx.epoch]
-        tx.added.extend(L.U64.unpack(i)[0] for i in ids)
+        tx.added += mids
+        for kb, k in counts.items():
+            tx.moved_raw(kb, L.QUEUED, L.INFLIGHT, k)
     return out
 
 
@@ -142,8 +152,8 @@ def current(s: Store, tx: Tx, op: r.Op) -> Current | r.Result:
     idkey = L.U64.pack(mid)
     entry = s._live.get(mid)
     if entry is not None:
-        seq, snap = entry[0], entry[1]
-        if op.token and L.U64.unpack_from(op.token)[0] != seq:
+        snap = entry[1]
+        if op.token and op.token != entry[4]:
             return r.Result(False, f"message {mid}: a stale claim (claimed again since)", mid)
         info = tx.claim_info(mid)
         return Current(idkey, snap, L.INFLIGHT, info[0] if info else 0)
@@ -235,7 +245,7 @@ def _end(state: str) -> receipts.Handler:
 
 def _mark_sent(s: Store, tx: Tx, op: r.MarkSent) -> r.Result:
     entry = s._live.get(op.id)
-    if entry is not None and (not op.token or L.U64.unpack_from(op.token)[0] == entry[0]):
+    if entry is not None and (not op.token or op.token == entry[4]):
         return receipts.mark_sent_live(s, tx, op, op.id, entry)
     c = current(s, tx, op)
     if isinstance(c, r.Result):

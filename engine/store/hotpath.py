@@ -62,66 +62,83 @@ def _prefix(operator: str) -> bytes:
     return (operator + "\0").encode() if operator else b""
 
 
+class _Writes:
+    """Puts a run defers to one putmulti per database; flushed before the general path
+    runs (it may read what the run wrote) and at the end of the run."""
+
+    __slots__ = ("smsc", "smsc_db", "status", "status_db", "txn")
+
+    def __init__(self, tx: Tx) -> None:
+        self.txn, self.smsc_db, self.status_db = tx.txn, tx.db["smsc"], tx.db["status"]
+        self.smsc: list[tuple[bytes, bytes]] = []
+        self.status: dict[bytes, bytes] = {}
+
+    def flush(self) -> None:
+        if self.smsc:
+            self.txn.cursor(db=self.smsc_db).putmulti(self.smsc)
+            self.smsc = []
+        if self.status:
+            self.txn.cursor(db=self.status_db).putmulti(list(self.status.items()))
+            self.status = {}
+
+
 def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) -> None:
     live, sets, new_sets = s._live, s._sets, tx.new_sets
-    put, smsc, status = tx.txn.put, tx.db["smsc"], tx.db["status"]
-    pack_id, front, pack_tail, part = L.U64.pack, L.FRONT.pack, L.pack_tail, L.PART
+    pack_id, front, part = L.U64.pack, L.FRONT.pack, L.PART
+    kind_batch = L.KIND_BATCH
+    writes = _Writes(tx)
+    smsc, status = writes.smsc, writes.status
     moves: dict[bytes, int] = {}
-    left = tx.left
-    operators: dict[str, tuple[bytes, int]] = {}
-    epochs: dict[int, bytes] = {}
+    left, gone = tx.left, tx.gone
+    last_op, operator = None, (b"", 0)
+    last_seq, epoch = -1, 0
     sent_at, sent_ids = -1, None
     awaiting = zone = unroutable = 0
     for op in ops:
         mid = op.id
         entry = live.get(mid)
         token = op.token
-        if entry is None or (token and L.U64.unpack_from(token)[0] != entry[0]):
+        if entry is None or (token and token is not entry[4] and token != entry[4]):
+            writes.flush()
             out.append(flow.apply_one(s, tx, op))
+            smsc, status = writes.smsc, writes.status
             continue
-        seq, snap, extra, to = entry
-        operator = operators.get(op.operator)
-        if operator is None:
-            operator = operators[op.operator] = (
-                _prefix(op.operator),
-                tx.id_of(OPERATOR, op.operator),
-            )
+        seq, snap, extra, to, _ = entry
+        if op.operator is not last_op:
+            last_op = op.operator
+            operator = (_prefix(last_op), tx.id_of(OPERATOR, last_op))
         ids = op.smsc_ids
         n = len(ids)
         idkey = pack_id(mid)
-        if n == 1 and ids[0] and len(snap) == 56:
-            key = operator[0] + ids[0].encode()
-            if len(key) > 511:
-                out.append(flow.apply_one(s, tx, op))  # refused: not a key
-                continue
-            put(key, idkey + b"\0" + to, db=smsc)
+        if n == 1 and ids[0] and len(snap) == 56 and len(operator[0]) + len(ids[0]) < 128:
+            smsc.append((operator[0] + ids[0].encode(), idkey + b"\0" + to))
             tail = _one_id(ids[0])
         else:
             keys = [operator[0] + i.encode() for i in ids]
             if not all(ids) or any(len(k) > 511 for k in keys) or len(snap) > 56:
+                writes.flush()
                 out.append(flow.apply_one(s, tx, op))  # refused, or a reason to keep
+                smsc, status = writes.smsc, writes.status
                 continue
-            for p, key in enumerate(keys):
-                put(key, idkey + part[p & 0xFF] + to, db=smsc)
-            tail = pack_tail(ids, bytes(n) if n > 1 else b"", "")
+            smsc += [(key, idkey + part[p & 0xFF] + to) for p, key in enumerate(keys)]
+            tail = L.pack_tail(ids, bytes(n) if n > 1 else b"", "")
         at = int(op.at * 1000)
         flags = snap[1] | extra
         if not op.receipt:
             flags |= L.NO_RECEIPT
         if n > 1:
             flags |= L.MULTIPART
-        epoch = epochs.get(seq)
-        if epoch is None:
-            info = sets.get(seq) or new_sets[seq]
-            epoch = epochs[seq] = _EPOCH.pack(info[2] & 0xFFFFFFFF)
-        raw = front(_SENT, flags, operator[1], at, at) + snap[20:40] + epoch + snap[44:56] + tail
-        put(idkey, raw, db=status)
+        if seq != last_seq:
+            last_seq = seq
+            epoch = (sets.get(seq) or new_sets[seq])[2] & 0xFFFFFFFF
+        status[idkey] = front(_SENT, flags, operator[1], at, at, epoch) + snap[24:] + tail
         left.append((mid, live.pop(mid)))
-        kb = snap[22:28]
+        gone[seq] = gone.get(seq, 0) + 1
+        kb = snap[kind_batch]
         moves[kb] = moves.get(kb, 0) + 1
         if flags & L.ZONE_DEFAULT:
             zone += 1
-        if not snap[28] and not snap[29]:
+        if not snap[32] and not snap[33]:
             unroutable += 1
         if op.receipt:
             if at != sent_at:
@@ -129,6 +146,7 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
             sent_ids.append(idkey)  # type: ignore[union-attr]
             awaiting += 1
         out.append(_Result(True, "", mid))
+    writes.flush()
     for kb, k in moves.items():
         tx.moved_raw(kb, L.INFLIGHT, _SENT, k)
     tx.bump(L.AWAITING_KEY, awaiting)
@@ -137,65 +155,68 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
 
 
 def _receipt_run(s: Store, tx: Tx, ops: Sequence[r.RecordReceipt], out: list[r.Result]) -> None:
-    get, put = tx.txn.get, tx.txn.put
-    smsc, status = tx.db["smsc"], tx.db["status"]
+    get = tx.txn.get
+    smsc_db, status_db = tx.db["smsc"], tx.db["status"]
+    writes = _Writes(tx)
+    status = writes.status
     epoch = _EPOCH.pack(tx.epoch & 0xFFFFFFFF)
-    prefixes: dict[str, bytes] = {}
+    last_op, prefix = None, b""
     moves: dict[tuple[bytes, int], int] = {}
     final_at, final_ids = -1, None
     awaiting = 0
     for op in ops:
-        prefix = prefixes.get(op.operator)
-        if prefix is None:
-            prefix = prefixes[op.operator] = _prefix(op.operator)
+        if op.operator is not last_op:
+            last_op = op.operator
+            prefix = _prefix(last_op)
         cands = op.candidates
+        found = None
         if len(cands) == 1:
             key = prefix + cands[0].encode()
-            bad = len(key) > 511 or len(key) == len(prefix)
-            found = None if bad or not op.final else get(key, db=smsc)
-        else:
+            if op.final and len(prefix) < len(key) <= 511:
+                found = get(key, db=smsc_db)
+        elif op.final and cands:
             keys = [prefix + c.encode() for c in cands]
-            bad = not keys or any(len(k) > 511 or len(k) == len(prefix) for k in keys)
-            found = None
-            if not bad and op.final:
+            if all(len(prefix) < len(k) <= 511 for k in keys):
                 for key in keys:
-                    found = get(key, db=smsc)
+                    found = get(key, db=smsc_db)
                     if found is not None:
                         break
-        if found is None:  # refused, intermediate, another operator's form, or unmatched
-            out.append(receipts.receipt(s, tx, op))
-            continue
-        idkey = found[:8]
-        raw = get(idkey, db=status)
+        idkey = b"" if found is None else found[:8]
+        raw = None if found is None or idkey in status else get(idkey, db=status_db)
         if raw is None or raw[0] != _SENT or raw[1] & L.MULTIPART:
+            # refused, intermediate, unmatched, another operator's form, a second receipt
+            # of this run, a part of a multi-part message, or no longer sent
+            writes.flush()
             out.append(receipts.receipt(s, tx, op))
+            status = writes.status
             continue
         code = _CODE[op.state]
         flags = raw[1]
+        at = int(op.at * 1000)
         if code == _DELIVERED:
-            errs = raw[48:56]  # a delivery keeps what was there
-            if flags & L.HISTORY or raw[40:44] != epoch:
-                numbers.delivered(s, tx, found[9:])
+            if flags & L.HISTORY or raw[20:24] != epoch:
+                numbers.delivered(s, tx, found[9:])  # type: ignore[index]
+            # a delivery keeps the codes a failed part left
+            status[idkey] = bytes((code, flags | L.RECEIPTED)) + raw[2:4] + _MS.pack(at) + raw[12:]
         else:
             errs = L.ERRS.pack(receipts.i32(op.err), receipts.i32(op.network_error))
             route = tx.name_of(ROUTE, L.kind_batch_route(raw)[2])
-            numbers.failed(s, tx, found[9:], route, r.Outcome(op.stat, op.err, op.at))
+            outcome = r.Outcome(op.stat, op.err, op.at)
+            numbers.failed(s, tx, found[9:], route, outcome)  # type: ignore[index]
             epoch = _EPOCH.pack(tx.epoch & 0xFFFFFFFF)
-        at = int(op.at * 1000)
-        put(
-            idkey,
-            bytes((code, flags | L.RECEIPTED)) + raw[2:4] + _MS.pack(at) + raw[12:48] + errs
-            + raw[56:],
-            db=status,
-        )  # fmt: skip
+            status[idkey] = (
+                bytes((code, flags | L.RECEIPTED)) + raw[2:4] + _MS.pack(at) + raw[12:48] + errs
+                + raw[56:]
+            )  # fmt: skip
         if at != final_at:
             final_at, final_ids = at, tx.final.setdefault(at, [])
         final_ids.append(idkey)  # type: ignore[union-attr]
-        mk = (raw[22:28], code)
+        mk = (raw[26:32], code)
         moves[mk] = moves.get(mk, 0) + 1
         if not flags & L.NO_RECEIPT:
             awaiting += 1
         out.append(_Result(True, op.state, L.U64.unpack(idkey)[0]))
+    writes.flush()
     for (kb, code), k in moves.items():
         tx.moved_raw(kb, _SENT, code, k)
     tx.bump(L.AWAITING_KEY, -awaiting)

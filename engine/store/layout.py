@@ -86,25 +86,29 @@ MULTIPART = 16  # sent in more than one part: the tail has each part's state
 NONE = -(2**31)  # err / network_error absent
 
 # What the store keeps in memory of a message it has in flight: its claim's seq, its
-# status record as claimed, HISTORY if its number had failures then, and its number.
-Live = tuple[int, bytes, int, bytes]
+# status record as claimed, HISTORY if its number had failures then, its number, and
+# the claim's token (its seq, 8 bytes: what Claimed.token and Op.token carry).
+Live = tuple[int, bytes, int, bytes, bytes]
 
 # -- the status record ------------------------------------------------------------
 #
-#  0 B state   1 B flags   2 H operator   4 q updated_ms   12 q sent_ms
-# 20 B attempts   21 x   22 H kind   24 I batch   28 H route   30 x x
-# 32 q due_ms   40 I epoch   44 I submit status   48 i err   52 i network error
+#  0 B state   1 B flags   2 H operator   4 q updated_ms   12 q sent_ms   20 I epoch
+# 24 B attempts   25 x   26 H kind   28 I batch   32 H route   34 x x   36 q due_ms
+# 44 I submit status   48 i err   52 i network error
 # 56 tail: msgpack [SMSC ids, part states, reason], or nothing when all are empty
 #
-# The fields a mark-sent and a receipt change come first, so those rewrite a
-# record by packing 20 bytes and keeping the rest as they are.
+# What a mark-sent changes is the first 24 bytes, what a delivery changes the first 12:
+# those rewrite a record by packing a few bytes and keeping the rest as they are.
 
-HEAD = struct.Struct("<BBHqqBxHIHxxqIIii")
-FRONT = struct.Struct("<BBHqq")  # state, flags, operator, updated_ms, sent_ms
+HEAD = struct.Struct("<BBHqqIBxHIHxxqIii")
+FRONT = struct.Struct("<BBHqqI")  # state, flags, operator, updated_ms, sent_ms, epoch
 ERRS = struct.Struct("<ii")
-KIND_BATCH_ROUTE = struct.Struct("<HIH")  # at 22
+KIND_BATCH_ROUTE = struct.Struct("<HIH")  # at 26
 SIZE = HEAD.size  # 56
 assert SIZE == 56
+assert FRONT.size == 24
+EPOCH_AT, ATTEMPTS_AT, KIND_AT, ROUTE_AT, ERRS_AT = 20, 24, 26, 32, 48
+KIND_BATCH = slice(26, 32)  # the bytes moves are counted by in the hot path
 
 
 class Tail(msgspec.Struct, array_like=True, gc=False):
@@ -181,7 +185,7 @@ class Status:
 
     @classmethod
     def unpack(cls, raw: bytes) -> Status:
-        (state, flags, operator, updated, sent, attempts, kind, batch, route, due, epoch,
+        (state, flags, operator, updated, sent, epoch, attempts, kind, batch, route, due,
          code, err, net) = HEAD.unpack_from(raw)  # fmt: skip
         tail = unpack_tail(raw)
         return cls(
@@ -194,8 +198,8 @@ class Status:
     def pack(self) -> bytes:
         head = HEAD.pack(
             self.state, self.flags, self.operator, self.updated_ms, self.sent_ms,
-            min(self.attempts, 255), self.kind, self.batch, self.route, self.due_ms,
-            self.epoch & 0xFFFFFFFF, self.code & 0xFFFFFFFF, _i32(self.err), _i32(self.net),
+            self.epoch & 0xFFFFFFFF, min(self.attempts, 255), self.kind, self.batch, self.route,
+            self.due_ms, self.code & 0xFFFFFFFF, _i32(self.err), _i32(self.net),
         )  # fmt: skip
         return head + pack_tail(self.ids, self.parts, self.reason)
 
@@ -206,7 +210,7 @@ def _i32(v: int) -> int:
 
 def enqueued(kind: int, batch: int, route: int, due_ms: int, now_ms: int, flags: int) -> bytes:
     """The status record of a message as enqueued (the same bytes at load and publish)."""
-    return HEAD.pack(WAITING, flags, 0, now_ms, 0, 0, kind, batch, route, due_ms, 0, 0, NONE, NONE)
+    return HEAD.pack(WAITING, flags, 0, now_ms, 0, 0, 0, kind, batch, route, due_ms, 0, NONE, NONE)
 
 
 def state_of(raw: bytes) -> int:
@@ -214,7 +218,7 @@ def state_of(raw: bytes) -> int:
 
 
 def kind_batch_route(raw: bytes) -> tuple[int, int, int]:
-    return KIND_BATCH_ROUTE.unpack_from(raw, 22)
+    return KIND_BATCH_ROUTE.unpack_from(raw, KIND_AT)
 
 
 # -- keys -----------------------------------------------------------------------

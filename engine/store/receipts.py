@@ -67,7 +67,7 @@ def mark_sent_live(s: Store, tx: Tx, op: r.MarkSent, mid: int, entry: L.Live) ->
     idkey = L.U64.pack(mid)
     if isinstance(keys, str):
         return _refused(s, tx, op, idkey, entry[1], L.INFLIGHT, keys)
-    seq, snap, extra, to = entry
+    seq, snap, extra, to, _ = entry
     put, smsc = tx.txn.put, tx.db["smsc"]
     for part, key in enumerate(keys):
         put(key, idkey + L.PART[part & 0xFF] + to, db=smsc)
@@ -79,10 +79,8 @@ def mark_sent_live(s: Store, tx: Tx, op: r.MarkSent, mid: int, entry: L.Live) ->
     tail = L.pack_tail(op.smsc_ids, bytes(n) if n > 1 else b"", reason)
     if n > 1:
         flags |= L.MULTIPART
-    raw = (
-        L.FRONT.pack(L.SENT, flags, tx.id_of(OPERATOR, op.operator), at, at)
-        + snap[20:40] + _EPOCH.pack(info[2] & 0xFFFFFFFF) + snap[44:L.SIZE] + tail
-    )  # fmt: skip
+    operator = tx.id_of(OPERATOR, op.operator)
+    raw = L.FRONT.pack(L.SENT, flags, operator, at, at, info[2] & 0xFFFFFFFF) + snap[24:56] + tail
     put(idkey, raw, db=tx.db["status"])
     tx.leave_flight(idkey)
     kind, batch, route = L.kind_batch_route(snap)
@@ -188,7 +186,7 @@ def _final_single(
     errs = raw[48:56] if delivered else L.ERRS.pack(i32(op.err), i32(op.network_error))
     _record_outcome(s, tx, raw, to, code, op)
     at = L.ms(op.at)
-    new = bytes((code, flags)) + raw[2:4] + _MS.pack(at) + raw[12:48] + errs + raw[L.SIZE :]
+    new = bytes((code, flags)) + raw[2:4] + _MS.pack(at) + raw[12:48] + errs + raw[56:]
     tx.txn.put(idkey, new, db=tx.db["status"])
     _finished(tx, idkey, raw, code, at)
 
@@ -237,7 +235,7 @@ def _record_outcome(
     some: the number had failures at the claim, or some number gained failures since)."""
     if code == _DELIVERED:
         flags = raw[1]
-        if flags & L.HISTORY or _EPOCH.unpack_from(raw, 40)[0] != tx.epoch & 0xFFFFFFFF:
+        if flags & L.HISTORY or _EPOCH.unpack_from(raw, L.EPOCH_AT)[0] != tx.epoch & 0xFFFFFFFF:
             numbers.delivered(s, tx, to)
         return
     route = tx.name_of(ROUTE, L.kind_batch_route(raw)[2])

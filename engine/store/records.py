@@ -203,7 +203,7 @@ class Unmatched(Record):
 # -- operations the engine applies in one transaction ----------------------
 
 
-class Op(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class Op(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
     """An operation on message ``id``. ``token``: the :attr:`Claimed.token` of the claim it
     answers (optional). The store remembers what it has in flight, so it never needs the
     token to skip a read; given, it must be the message's latest claim, else the operation
@@ -279,7 +279,7 @@ class RecordMo(Op, frozen=True, kw_only=True, tag=True):
     stop_rule: str = ""
 
 
-class Result(msgspec.Struct, frozen=True):
+class Result(msgspec.Struct, frozen=True, gc=False):
     ok: bool
     detail: str = ""
     id: int = 0

@@ -85,7 +85,8 @@ class Tx:
         self.new_sets: dict[int, list[int]] = {}  # claim seq -> [in flight, claim_ms, epoch]
         self.added: list[int] = []  # ids this transaction claimed
         self.dropped_sets: list[int] = []  # claim sets recovery deleted
-        self.left: list[tuple[int, L.Live]] = []  # ids it moved out of flight
+        self.left: list[tuple[int, L.Live]] = []  # ids it moved out of flight (for undo)
+        self.gone: dict[int, int] = {}  # claim seq -> how many of its ids left flight
         self._seq: list[int] = []  # [next, first] once read
         self._paused: frozenset[str] | None = None
         self._cancelled: frozenset[str] | None = None
@@ -201,7 +202,7 @@ class Tx:
 
     def moved_raw(self, kind_batch: bytes, old: int, new: int, n: int) -> None:
         """Count ``n`` moves of messages whose status records hold ``kind_batch`` (the 6
-        bytes at 22): the hot path's way, unpacked once per transaction. The caller counts
+        bytes at 26): the hot path's way, unpacked once per transaction. The caller counts
         zone_default and unroutable."""
         key = (kind_batch, old, new)
         self.raw_moves[key] = self.raw_moves.get(key, 0) + n
@@ -293,6 +294,7 @@ class Tx:
         entry = self.s._live.pop(mid, None)
         if entry is not None:
             self.left.append((mid, entry))
+            self.gone[entry[0]] = self.gone.get(entry[0], 0) + 1
 
     def claim_info(self, mid: int) -> tuple[int, int] | None:
         """(claim_ms, epoch) of a message this store has in flight, else None."""
@@ -323,13 +325,8 @@ class Tx:
                 put(key, b"".join(ids[start : start + SET_CHUNK]), db=db)
 
     def _drop_empty_claims(self) -> None:
-        if not self.left:
-            return
-        gone: dict[int, int] = {}
-        for _, (seq, *_) in self.left:
-            gone[seq] = gone.get(seq, 0) + 1
         sets, db = self.s._sets, self.db["inflight"]
-        for seq, n in gone.items():
+        for seq, n in self.gone.items():
             info = sets.get(seq) or self.new_sets.get(seq)
             if info is not None and info[0] <= n:
                 self.txn.delete(L.U64.pack(seq), db=db)
@@ -376,10 +373,10 @@ class Tx:
             names._learn(cat, name, i)
         sets = self.s._sets
         sets.update(self.new_sets)
-        for _, (seq, *_) in self.left:
+        for seq, n in self.gone.items():
             info = sets.get(seq)
             if info is not None:
-                info[0] -= 1
+                info[0] -= n
                 if info[0] <= 0:
                     del sets[seq]
         for seq in self.dropped_sets:
@@ -392,4 +389,4 @@ class Tx:
             live[mid] = entry
         for mid in self.added:
             live.pop(mid, None)
-        self.added, self.left = [], []
+        self.added, self.left, self.gone = [], [], {}
