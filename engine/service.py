@@ -393,7 +393,7 @@ class Engine:
         """The first operator of ``down``'s failover list that is up."""
         return next((self.operators[n] for n in down.cfg.failover if self.operators[n].up), None)
 
-    def _hand_over(self, operator: Operator, route: str, msg: st.Message) -> None:
+    def _hand_over(self, operator: Operator, route: str, msg: st.Claimed) -> None:
         right = self.rerouter.misrouted(msg.route, msg.to)
         if right is not None:  # the running config routes it elsewhere (engine/rerouting.py)
             self.submit_op(st.Reroute(id=msg.id, route=right))
@@ -428,7 +428,7 @@ class Engine:
             )
         )
 
-    def _outside_window(self, msg: st.Message, due: float | None, now: float) -> None:
+    def _outside_window(self, msg: st.Claimed, due: float | None, now: float) -> None:
         """The window closed while it waited (or a retry came due at night): wait again."""
         if due is None or (msg.expires is not None and due >= msg.expires):
             self.submit_op(st.Skip(id=msg.id, reason="expired", at=now))

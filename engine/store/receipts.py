@@ -98,9 +98,12 @@ def mark_sent(s: Store, tx: Tx, op: r.MarkSent, idkey: bytes, raw: bytes, state:
         return _refused(s, tx, op, idkey, raw, state, keys)
     body = s.coders.body.decode(tx.txn.get(idkey, db=tx.db["body"]))
     to = body.to.encode()
+    st = L.Status.unpack(raw)
+    old = tx.name_of(OPERATOR, st.operator)
+    for smsc_id in st.ids:  # sent before: its earlier ids no longer name it
+        tx.txn.delete(L.smsc_key(old, smsc_id), db=tx.db["smsc"])
     for part, key in enumerate(keys):
         tx.txn.put(key, idkey + L.PART[part & 0xFF] + to, db=tx.db["smsc"])
-    st = L.Status.unpack(raw)
     tx.unplace(idkey, st, state)
     st.ids = list(op.smsc_ids)
     multi = len(st.ids) > 1

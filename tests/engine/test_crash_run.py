@@ -87,6 +87,18 @@ def status(cfg) -> dict[str, int]:
     return json.loads(out.stdout)["states"]
 
 
+def check_store(cfg) -> None:
+    """Store.check on the engine's store: counters equal what they count, every message
+    waits in one place, nothing left in flight by a claim set."""
+    from engine.store import Store
+
+    store = Store.open(cfg.parent / "db", readonly=True)
+    try:
+        store.check()
+    finally:
+        store.close()
+
+
 def test_kill_9_restart_drain(tmp_path):
     n, kills = 2000, 3
     wire = tmp_path / "wire.jsonl"
@@ -108,6 +120,7 @@ def test_kill_9_restart_drain(tmp_path):
         )
         assert final.wait(timeout=90) == 0
         states = status(cfg)
+        check_store(cfg)
     sent = collections.Counter(json.loads(line)["text"] for line in wire.read_text().splitlines())
     assert set(sent) == {f"msg {i}" for i in range(n)}, "every message reached the SMSC"
     duplicates = sum(c - 1 for c in sent.values())
@@ -125,6 +138,7 @@ def test_sigterm_drains_unbinds_and_exits_0(tmp_path):
         log = run.stderr.read()
         run.stderr.close()
         states = status(cfg)
+        check_store(cfg)
     assert "unbinding" in log
     assert states["inflight"] == 0
     assert 0 < states["sent"] + states["delivered"] < 1000
@@ -151,6 +165,7 @@ def test_sigterm_while_sending_at_full_speed_leaves_nothing_in_flight(tmp_path):
             _, err = run.communicate(timeout=20)
             assert run.returncode == 0, err[-3000:]
             assert status(cfg)["inflight"] == 0
+            check_store(cfg)
         final = volley("run", "--config", str(cfg), "--until-drained", "--timeout", "60")
         assert final.wait(timeout=90) == 0
         assert status(cfg)["delivered"] == n

@@ -31,6 +31,7 @@ def msgs(n, route="op", start=0, **kw):
 def store(tmp_path):
     s = Store.open(tmp_path / "db")
     yield s
+    s.check()  # counters equal what they count, every message in one place
     s.close()
 
 
@@ -67,6 +68,7 @@ def test_opening_never_recovers_and_recovery_needs_the_lock(tmp_path):
     with StoreLock.acquire(tmp_path / "db") as lock:
         assert again.recover_inflight(lock) == 2
     assert states(again) == {"queued": 3}
+    again.check()
     again.close()
 
 

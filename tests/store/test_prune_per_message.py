@@ -22,6 +22,7 @@ def store(tmp_path):
     s = Store.open(tmp_path / "db")
     s.prune_policy = TwoHard()
     yield s
+    s.check()  # counters equal what they count, every message in one place
     s.close()
 
 

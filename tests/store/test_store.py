@@ -40,6 +40,7 @@ def to_one(number, n):
 def store(tmp_path):
     s = Store.open(tmp_path / "db")
     yield s
+    s.check()  # counters equal what they count, every message in one place
     s.close()
 
 
@@ -169,8 +170,10 @@ def test_crash_recovery_of_inflight(tmp_path, policy, state):
     with StoreLock.acquire(tmp_path / "db") as lock:
         assert s.recover_inflight(lock) == 2
     assert states(s) == ({"queued": 4} if state == "queued" else {"queued": 2, "unknown": 2})
+    s.check()
     if policy == "resend":
         assert [m.id for m in s.claim("op", 4, NOW)] == [1, 2, 3, 4]
+    s.check()
     s.close()
 
 
@@ -207,6 +210,7 @@ def test_map_grows_on_demand(tmp_path):
     )
     assert s.counts().states["queued"] == 5000
     assert s.env.info()["map_size"] > 1 << 20
+    s.check()
     s.close()
 
 
@@ -222,6 +226,7 @@ def test_full_map_is_a_clear_error_and_nothing_is_half_written(tmp_path):
             now=NOW,
         )
     assert s.counts().states["queued"] == 0
+    s.check()
     s.close()
 
 
@@ -409,4 +414,5 @@ def test_bad_keys_are_refused_alone_and_never_abort_the_group_commit(tmp_path):
     assert store.get(a.id).state == "unknown" and store.get(b.id).state == "unknown"
     assert store.get(c.id).state == "sent"
     assert store.counts().states["inflight"] == 0
+    store.check()
     store.close()
