@@ -71,7 +71,7 @@ class _Writes:
     def __init__(self, tx: Tx) -> None:
         self.txn, self.smsc_db, self.status_db = tx.txn, tx.db["smsc"], tx.db["status"]
         self.smsc: list[tuple[bytes, bytes]] = []
-        self.status: dict[bytes, bytes] = {}
+        self.status: dict[bytes, bytes | bytearray] = {}
 
     def flush(self) -> None:
         if self.smsc:
@@ -160,6 +160,7 @@ def _receipt_run(s: Store, tx: Tx, ops: Sequence[r.RecordReceipt], out: list[r.R
     writes = _Writes(tx)
     status = writes.status
     epoch = _EPOCH.pack(tx.epoch & 0xFFFFFFFF)
+    pack_at, unpack_id = _MS.pack_into, L.U64.unpack
     last_op, prefix = None, b""
     moves: dict[tuple[bytes, int], int] = {}
     final_at, final_ids = -1, None
@@ -196,8 +197,10 @@ def _receipt_run(s: Store, tx: Tx, ops: Sequence[r.RecordReceipt], out: list[r.R
         if code == _DELIVERED:
             if flags & L.HISTORY or raw[20:24] != epoch:
                 numbers.delivered(s, tx, found[9:])  # type: ignore[index]
-            # a delivery keeps the codes a failed part left
-            status[idkey] = bytes((code, flags | L.RECEIPTED)) + raw[2:4] + _MS.pack(at) + raw[12:]
+            new = bytearray(raw)  # a delivery keeps the codes a failed part left
+            new[0], new[1] = code, flags | L.RECEIPTED
+            pack_at(new, 4, at)
+            status[idkey] = new
         else:
             errs = L.ERRS.pack(receipts.i32(op.err), receipts.i32(op.network_error))
             route = tx.name_of(ROUTE, L.kind_batch_route(raw)[2])
@@ -215,7 +218,7 @@ def _receipt_run(s: Store, tx: Tx, ops: Sequence[r.RecordReceipt], out: list[r.R
         moves[mk] = moves.get(mk, 0) + 1
         if not flags & L.NO_RECEIPT:
             awaiting += 1
-        out.append(_Result(True, op.state, L.U64.unpack(idkey)[0]))
+        out.append(_Result(True, op.state, unpack_id(idkey)[0]))
     writes.flush()
     for (kb, code), k in moves.items():
         tx.moved_raw(kb, _SENT, code, k)
