@@ -33,7 +33,7 @@ def claim(s: Store, tx: Tx, route: str, n: int, now: float) -> list[r.Claimed]:
         return []
     get, bodies, numbers_db = txn.get, tx.db["body"], tx.db["numbers"]
     decode, decode_number = s.coders.claimed.decode, s.coders.number.decode
-    key_of, value_of, delete = cur.key, cur.value, cur.delete
+    item, delete = cur.item, cur.delete
     check_numbers = tx.any_numbers()
     caps = s.cap_policy
     seq = tx.next_seq()
@@ -47,10 +47,9 @@ def claim(s: Store, tx: Tx, route: str, n: int, now: float) -> list[r.Claimed]:
     out: list[r.Claimed] = []
     left = n
     while left:
-        key = key_of()
+        key, snap = item()
         if not key.startswith(prefix):
             break
-        snap = value_of()
         delete()
         idkey = key[start:]
         msg = decode(get(idkey, db=bodies))
