@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _EPOCH = struct.Struct("<I")
 _MS = struct.Struct("<q")
 _DELIVERED = L.CODE[r.DELIVERED]
-_CODE = L.CODE
+_FINAL_CODE = {name: L.CODE[name] for name in r.FINAL}
 _SENT = L.SENT
 _Result = r.Result
 
@@ -54,7 +54,7 @@ def _one_id(smsc_id: str) -> bytes:
     the common short id: what :func:`layout.pack_tail` would write)."""
     raw = smsc_id.encode()
     if len(raw) < 32:
-        return b"\x93\x91" + bytes((0xA0 | len(raw),)) + raw + b"\xc4\x00\xa0"
+        return b"\x93\xc4\x00\x91" + bytes((0xA0 | len(raw),)) + raw + b"\xa0"
     return L.pack_tail([smsc_id], b"", "")
 
 
@@ -183,15 +183,23 @@ def _receipt_run(s: Store, tx: Tx, ops: Sequence[r.RecordReceipt], out: list[r.R
                     if found is not None:
                         break
         idkey = b"" if found is None else found[:8]
-        raw = None if found is None or idkey in status else get(idkey, db=status_db)
+        raw = None if found is None else status.get(idkey) or get(idkey, db=status_db)
+        code = _FINAL_CODE.get(op.state, -1)
+        if code < 0:
+            raw = None  # not a final state: refused by the general path
+        elif raw is not None and raw[0] == _SENT and raw[1] & L.MULTIPART:
+            new = _part(raw, found[8], code, op)  # type: ignore[index]
+            if new is not None:
+                status[idkey] = new
+                out.append(_Result(True, op.state, unpack_id(idkey)[0]))
+                continue
         if raw is None or raw[0] != _SENT or raw[1] & L.MULTIPART:
-            # refused, intermediate, unmatched, another operator's form, a second receipt
-            # of this run, a part of a multi-part message, or no longer sent
+            # refused, intermediate, unmatched, another operator's form, no longer sent,
+            # or the last part of a multi-part message
             writes.flush()
             out.append(receipts.receipt(s, tx, op))
             status = writes.status
             continue
-        code = _CODE[op.state]
         flags = raw[1]
         at = int(op.at * 1000)
         if code == _DELIVERED:
@@ -203,7 +211,7 @@ def _receipt_run(s: Store, tx: Tx, ops: Sequence[r.RecordReceipt], out: list[r.R
             status[idkey] = new
         else:
             errs = L.ERRS.pack(receipts.i32(op.err), receipts.i32(op.network_error))
-            route = tx.name_of(ROUTE, L.kind_batch_route(raw)[2])
+            route = tx.name_of(ROUTE, L.kind_batch_route(bytes(raw))[2])
             outcome = r.Outcome(op.stat, op.err, op.at)
             numbers.failed(s, tx, found[9:], route, outcome)  # type: ignore[index]
             epoch = _EPOCH.pack(tx.epoch & 0xFFFFFFFF)
@@ -214,7 +222,7 @@ def _receipt_run(s: Store, tx: Tx, ops: Sequence[r.RecordReceipt], out: list[r.R
         if at != final_at:
             final_at, final_ids = at, tx.final.setdefault(at, [])
         final_ids.append(idkey)  # type: ignore[union-attr]
-        mk = (raw[26:32], code)
+        mk = (bytes(raw[26:32]), code)
         moves[mk] = moves.get(mk, 0) + 1
         if not flags & L.NO_RECEIPT:
             awaiting += 1
@@ -223,3 +231,24 @@ def _receipt_run(s: Store, tx: Tx, ops: Sequence[r.RecordReceipt], out: list[r.R
     for (kb, code), k in moves.items():
         tx.moved_raw(kb, _SENT, code, k)
     tx.bump(L.AWAITING_KEY, -awaiting)
+
+
+def _part(raw: bytes | bytearray, part: int, code: int, op: r.RecordReceipt) -> bytearray | None:
+    """A receipt for one part of a multi-part message that leaves another part waiting:
+    its state byte set in place (and the codes, if it is the worst part so far). None when
+    this receipt makes the message final (the general path records its one outcome)."""
+    n = raw[58] if len(raw) > L.PARTS_AT and raw[56] == 0x93 and raw[57] == 0xC4 else 0
+    if part >= n:
+        return None
+    codes = raw[L.PARTS_AT : L.PARTS_AT + n]
+    waiting = codes.count(0) - (codes[part] == 0)
+    if not waiting:
+        return None
+    new = bytearray(raw)
+    new[L.PARTS_AT + part] = code + 1
+    if code != _DELIVERED:
+        worst = L.SEVERITY.get(code, 3)
+        others = (c - 1 for i, c in enumerate(codes) if c and i != part)
+        if all(worst >= L.SEVERITY.get(c, 3) for c in others):
+            L.ERRS.pack_into(new, 48, receipts.i32(op.err), receipts.i32(op.network_error))
+    return new

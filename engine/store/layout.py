@@ -95,7 +95,7 @@ Live = tuple[int, bytes, int, bytes, bytes]
 #  0 B state   1 B flags   2 H operator   4 q updated_ms   12 q sent_ms   20 I epoch
 # 24 B attempts   25 x   26 H kind   28 I batch   32 H route   34 x x   36 q due_ms
 # 44 I submit status   48 i err   52 i network error
-# 56 tail: msgpack [SMSC ids, part states, reason], or nothing when all are empty
+# 56 tail: msgpack [part states, SMSC ids, reason], or nothing when all are empty
 #
 # What a mark-sent changes is the first 24 bytes, what a delivery changes the first 12:
 # those rewrite a record by packing a few bytes and keeping the rest as they are.
@@ -112,9 +112,15 @@ KIND_BATCH = slice(26, 32)  # the bytes moves are counted by in the hot path
 
 
 class Tail(msgspec.Struct, array_like=True, gc=False):
-    ids: list[str] = []
+    """What follows the fixed head. ``parts`` comes first so that a part's state is one
+    byte at a fixed place (PARTS_AT + part) while there are fewer than 256 parts."""
+
     parts: bytes = b""  # multi-part only: each part's state code + 1 (0: no receipt yet)
+    ids: list[str] = []
     reason: str = ""
+
+
+PARTS_AT = SIZE + 3  # 0x93 (an array of 3), 0xc4 n (bin 8): the parts' bytes follow
 
 
 _tail_enc = msgspec.msgpack.Encoder()
@@ -125,7 +131,7 @@ _EMPTY = Tail()
 def pack_tail(ids: list[str], parts: bytes, reason: str) -> bytes:
     if not ids and not parts and not reason:
         return b""
-    return _tail_enc.encode(Tail(ids, parts, reason))
+    return _tail_enc.encode(Tail(parts, ids, reason))
 
 
 def unpack_tail(raw: bytes) -> Tail:

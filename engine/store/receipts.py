@@ -131,6 +131,8 @@ def _refused(
 def _receipt_refused(op: r.RecordReceipt) -> str:
     if not op.candidates:
         return "receipt without an id"
+    if op.final and op.state not in r.FINAL:
+        return f"receipt state {op.state[:20]!r}: not a final state"
     room = L.MAX_KEY - max(8, len(L.smsc_key(op.operator, "")))  # unmatched: time(8) + id
     for cand in op.candidates:
         size = len(cand.encode())

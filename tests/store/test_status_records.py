@@ -248,6 +248,33 @@ def test_a_failure_then_a_delivery_to_the_same_number_in_one_commit(store):
     assert store.history("+79160000001").outcomes == []
 
 
+def test_parts_of_one_message_in_one_commit_take_the_worst_part(store):
+    store.enqueue("b", msgs(1), now=NOW)
+    (m,) = store.claim("op", 1, NOW)
+    store.apply([MarkSent(id=m.id, smsc_ids=["p1", "p2", "p3"], at=NOW)])
+    first = store.apply([receipt("p1", "undelivered", "UNDELIV", 1), receipt("p1")])
+    assert [r.detail for r in first] == ["undelivered", "delivered"]  # a part told twice
+    assert store.get(m.id).state == "sent"
+    store.apply([receipt("p1", "undelivered", "UNDELIV", 1), receipt("p2"),
+                 receipt("p3", "expired", "EXPIRED", 27)])  # fmt: skip
+    got = store.get(m.id)
+    assert (got.state, got.err) == ("undelivered", 1)
+    assert got.part_states == ["undelivered", "delivered", "expired"]
+    assert store.awaiting_receipts() == 0
+
+
+def test_a_final_receipt_whose_state_is_not_final_is_refused_alone(store):
+    store.enqueue("b", msgs(1), now=NOW)
+    (m,) = store.claim("op", 1, NOW)
+    store.apply([MarkSent(id=m.id, smsc_ids=["x"], at=NOW)])
+    bogus = RecordReceipt(candidates=("x",), state="enroute", final=True, stat="ENROUTE",
+                          err=None, network_error=None, at=NOW)  # fmt: skip
+    results = store.apply([bogus, receipt("x")])
+    assert [r.ok for r in results] == [False, True]
+    assert "not a final state" in results[0].detail
+    assert store.get(m.id).state == "delivered"
+
+
 # -- the sets the sweeps walk -----------------------------------------------------------
 
 
