@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from engine.store import layout as L
 from engine.store import numbers, receipts
 from engine.store import records as r
+from engine.store.errors import StoreError
 from engine.store.tx import BATCH, ROUTE, Tx
 
 if TYPE_CHECKING:
@@ -26,14 +27,13 @@ _SKIPPED = L.CODE[r.SKIPPED]
 
 def claim(s: Store, tx: Tx, route: str, n: int, now: float) -> list[r.Claimed]:
     prefix = route.encode() + b"\0"
-    start = len(prefix)
     txn = tx.txn
     cur = txn.cursor(db=tx.db["ready"])
     if n <= 0 or not cur.set_range(prefix):
         return []
-    get, bodies, numbers_db = txn.get, tx.db["body"], tx.db["numbers"]
+    get, numbers_db = txn.get, tx.db["numbers"]
+    bodies, records = txn.cursor(db=tx.db["body"]), txn.cursor(db=numbers_db)
     decode, decode_number = s.coders.claimed.decode, s.coders.number.decode
-    item, delete = cur.item, cur.delete
     check_numbers = tx.any_numbers()
     caps = s.cap_policy
     seq = tx.next_seq()
@@ -47,41 +47,48 @@ def claim(s: Store, tx: Tx, route: str, n: int, now: float) -> list[r.Claimed]:
     out: list[r.Claimed] = []
     left = n
     while left:
-        key, snap = item()
-        if not key.startswith(prefix):
+        asked = left
+        idkeys, snaps = _take(cur, prefix, asked)
+        if not idkeys:
             break
-        delete()
-        idkey = key[start:]
-        msg = decode(get(idkey, db=bodies))
-        to = msg.to.encode()
-        rec = None
-        if check_numbers:
-            raw = get(to, db=numbers_db)
-            if raw is not None:
-                rec = decode_number(raw)
-        if (msg.expires is not None and msg.expires <= now) or rec is not None:
-            why = _skip_reason(s, msg, rec, now)
-            if why:
-                tx.arrive(idkey, L.Status.unpack(snap), L.QUEUED, _SKIPPED, now_ms, why)
-                continue
-        if caps is not None and caps.capped(msg.kind):
-            if rec is None and not check_numbers:
-                raw = get(to, db=numbers_db)
-                rec = None if raw is None else decode_number(raw)
-            if not numbers.within_cap(s, tx, idkey, snap, msg, rec, now):
-                continue
-        mid = unpack_id(idkey)[0]
-        msg.id = mid
-        msg.route = route
-        msg.attempts = snap[attempts_at]
-        msg.token = token
-        live[mid] = (seq, snap, history if rec is not None and rec.outcomes else 0, to, token)
-        ids.append(idkey)
-        mids.append(mid)
-        out.append(msg)
-        kb = snap[kind_batch]
-        counts[kb] = counts.get(kb, 0) + 1
-        left -= 1
+        found = bodies.getmulti(idkeys)  # bodies never change: read them all at once
+        if len(found) != len(idkeys):
+            raise StoreError(f"route {route!r}: a queued message has no body (damaged store?)")
+        msgs = [decode(raw) for _, raw in found]
+        tos = [m.to.encode() for m in msgs]
+        # the numbers' records, all at once (one by one with caps: a claim writes them)
+        known = dict(records.getmulti(tos)) if check_numbers and caps is None else {}
+        for idkey, snap, msg, to in zip(idkeys, snaps, msgs, tos, strict=True):
+            rec = None
+            if check_numbers:
+                raw = known.get(to) if caps is None else get(to, db=numbers_db)
+                if raw is not None:
+                    rec = decode_number(raw)
+            if (msg.expires is not None and msg.expires <= now) or rec is not None:
+                why = _skip_reason(s, msg, rec, now)
+                if why:
+                    tx.arrive(idkey, L.Status.unpack(snap), L.QUEUED, _SKIPPED, now_ms, why)
+                    continue
+            if caps is not None and caps.capped(msg.kind):
+                if rec is None and not check_numbers:
+                    raw = get(to, db=numbers_db)
+                    rec = None if raw is None else decode_number(raw)
+                if not numbers.within_cap(s, tx, idkey, snap, msg, rec, now):
+                    continue
+            mid = unpack_id(idkey)[0]
+            msg.id = mid
+            msg.route = route
+            msg.attempts = snap[attempts_at]
+            msg.token = token
+            live[mid] = (seq, snap, history if rec is not None and rec.outcomes else 0, to, token)
+            ids.append(idkey)
+            mids.append(mid)
+            out.append(msg)
+            kb = snap[kind_batch]
+            counts[kb] = counts.get(kb, 0) + 1
+            left -= 1
+        if len(idkeys) < asked:
+            break  # the route has no more
     if ids:
         txn.put(token, L.inflight_value(s.owner, now_ms, ids), db=tx.db["inflight"])
         tx.new_sets[seq] = [len(ids), now_ms, tx.epoch]
@@ -89,6 +96,22 @@ def claim(s: Store, tx: Tx, route: str, n: int, now: float) -> list[r.Claimed]:
         for kb, k in counts.items():
             tx.moved_raw(kb, L.QUEUED, L.INFLIGHT, k)
     return out
+
+
+def _take(cur: object, prefix: bytes, k: int) -> tuple[list[bytes], list[bytes]]:
+    """The next ``k`` entries of a route in ``ready``, taken out: (ids, status records)."""
+    item, delete = cur.item, cur.delete  # type: ignore[attr-defined]
+    start = len(prefix)
+    ids: list[bytes] = []
+    snaps: list[bytes] = []
+    while len(ids) < k:
+        key, snap = item()
+        if not key.startswith(prefix):
+            break
+        delete()
+        ids.append(key[start:])
+        snaps.append(snap)
+    return ids, snaps
 
 
 def _skip_reason(s: Store, msg: r.Claimed, rec: r.NumberRecord | None, now: float) -> str:

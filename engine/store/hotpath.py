@@ -66,19 +66,21 @@ class _Writes:
     """Puts a run defers to one putmulti per database; flushed before the general path
     runs (it may read what the run wrote) and at the end of the run."""
 
-    __slots__ = ("smsc", "smsc_db", "status", "status_db", "txn")
+    __slots__ = ("smsc_db", "smsc_keys", "smsc_values", "status", "status_db", "txn")
 
     def __init__(self, tx: Tx) -> None:
         self.txn, self.smsc_db, self.status_db = tx.txn, tx.db["smsc"], tx.db["status"]
-        self.smsc: list[tuple[bytes, bytes]] = []
+        self.smsc_keys: list[bytes] = []
+        self.smsc_values: list[bytes] = []
         self.status: dict[bytes, bytes | bytearray] = {}
 
     def flush(self) -> None:
-        if self.smsc:
-            self.txn.cursor(db=self.smsc_db).putmulti(self.smsc)
-            self.smsc = []
+        if self.smsc_keys:
+            pairs = zip(self.smsc_keys, self.smsc_values, strict=True)
+            self.txn.cursor(db=self.smsc_db).putmulti(pairs)
+            self.smsc_keys, self.smsc_values = [], []
         if self.status:
-            self.txn.cursor(db=self.status_db).putmulti(list(self.status.items()))
+            self.txn.cursor(db=self.status_db).putmulti(self.status.items())
             self.status = {}
 
 
@@ -87,9 +89,9 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
     pack_id, front, part = L.U64.pack, L.FRONT.pack, L.PART
     kind_batch = L.KIND_BATCH
     writes = _Writes(tx)
-    smsc, status = writes.smsc, writes.status
+    keys_, values, status = writes.smsc_keys, writes.smsc_values, writes.status
     moves: dict[bytes, int] = {}
-    left, gone = tx.left, tx.gone
+    left, left_entries, gone = tx.left, tx.left_entries, tx.gone
     last_op, operator = None, (b"", 0)
     last_seq, epoch = -1, 0
     sent_at, sent_ids = -1, None
@@ -101,7 +103,7 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
         if entry is None or (token and token is not entry[4] and token != entry[4]):
             writes.flush()
             out.append(flow.apply_one(s, tx, op))
-            smsc, status = writes.smsc, writes.status
+            keys_, values, status = writes.smsc_keys, writes.smsc_values, writes.status
             continue
         seq, snap, extra, to, _ = entry
         if op.operator is not last_op:
@@ -111,16 +113,18 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
         n = len(ids)
         idkey = pack_id(mid)
         if n == 1 and ids[0] and len(snap) == 56 and len(operator[0]) + len(ids[0]) < 128:
-            smsc.append((operator[0] + ids[0].encode(), idkey + b"\0" + to))
+            keys_.append(operator[0] + ids[0].encode())
+            values.append(idkey + b"\0" + to)
             tail = _one_id(ids[0])
         else:
             keys = [operator[0] + i.encode() for i in ids]
             if not all(ids) or any(len(k) > 511 for k in keys) or len(snap) > 56:
                 writes.flush()
                 out.append(flow.apply_one(s, tx, op))  # refused, or a reason to keep
-                smsc, status = writes.smsc, writes.status
+                keys_, values, status = writes.smsc_keys, writes.smsc_values, writes.status
                 continue
-            smsc += [(key, idkey + part[p & 0xFF] + to) for p, key in enumerate(keys)]
+            keys_ += keys
+            values += [idkey + part[p & 0xFF] + to for p in range(n)]
             tail = L.pack_tail(ids, bytes(n) if n > 1 else b"", "")
         at = int(op.at * 1000)
         flags = snap[1] | extra
@@ -132,7 +136,8 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
             last_seq = seq
             epoch = (sets.get(seq) or new_sets[seq])[2] & 0xFFFFFFFF
         status[idkey] = front(_SENT, flags, operator[1], at, at, epoch) + snap[24:] + tail
-        left.append((mid, live.pop(mid)))
+        left.append(mid)
+        left_entries.append(live.pop(mid))
         gone[seq] = gone.get(seq, 0) + 1
         kb = snap[kind_batch]
         moves[kb] = moves.get(kb, 0) + 1

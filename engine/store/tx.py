@@ -85,7 +85,8 @@ class Tx:
         self.new_sets: dict[int, list[int]] = {}  # claim seq -> [in flight, claim_ms, epoch]
         self.added: list[int] = []  # ids this transaction claimed
         self.dropped_sets: list[int] = []  # claim sets recovery deleted
-        self.left: list[tuple[int, L.Live]] = []  # ids it moved out of flight (for undo)
+        self.left: list[int] = []  # ids it moved out of flight, and what the store
+        self.left_entries: list[L.Live] = []  # remembered of them (for undo)
         self.gone: dict[int, int] = {}  # claim seq -> how many of its ids left flight
         self._seq: list[int] = []  # [next, first] once read
         self._paused: frozenset[str] | None = None
@@ -293,7 +294,8 @@ class Tx:
         mid = L.U64.unpack(idkey)[0]
         entry = self.s._live.pop(mid, None)
         if entry is not None:
-            self.left.append((mid, entry))
+            self.left.append(mid)
+            self.left_entries.append(entry)
             self.gone[entry[0]] = self.gone.get(entry[0], 0) + 1
 
     def claim_info(self, mid: int) -> tuple[int, int] | None:
@@ -385,8 +387,8 @@ class Tx:
     def undo(self) -> None:
         """The transaction aborted: what it changed in memory is put back."""
         live = self.s._live
-        for mid, entry in reversed(self.left):
+        for mid, entry in zip(reversed(self.left), reversed(self.left_entries), strict=True):
             live[mid] = entry
         for mid in self.added:
             live.pop(mid, None)
-        self.added, self.left, self.gone = [], [], {}
+        self.added, self.left, self.left_entries, self.gone = [], [], [], {}

@@ -54,8 +54,8 @@ def store(tmp_path):
 
 class _Counting:
     """An LMDB transaction that counts the calls a message costs: get, put, delete (on
-    the transaction or a cursor) and each item of a putmulti. Walking a cursor is not
-    counted (as bench/store.py's floor does not)."""
+    the transaction or a cursor) and each key of a getmulti or putmulti. Walking a cursor
+    is not counted (as bench/store.py's floor does not)."""
 
     def __init__(self, txn, calls):
         self._txn, self._calls = txn, calls
@@ -91,6 +91,11 @@ class _CountingCursor:
         items = list(items)
         self._calls["put"] += len(items)
         return self._cur.putmulti(items, *a, **k)
+
+    def getmulti(self, keys, *a, **k):
+        keys = list(keys)
+        self._calls["get"] += len(keys)
+        return self._cur.getmulti(keys, *a, **k)
 
     def __iter__(self):
         return iter(self._cur)
