@@ -49,13 +49,8 @@ def apply(s: Store, tx: Tx, ops: Sequence[r.Op]) -> list[r.Result]:
     return out
 
 
-def _one_id(smsc_id: str) -> bytes:
-    """The record's tail for one SMSC id, no part states, no reason (msgpack, by hand for
-    the common short id: what :func:`layout.pack_tail` would write)."""
-    raw = smsc_id.encode()
-    if len(raw) < 32:
-        return b"\x93\xc4\x00\x91" + bytes((0xA0 | len(raw),)) + raw + b"\xa0"
-    return L.pack_tail([smsc_id], b"", "")
+# msgpack of [b"", [id], ""] up to the id's bytes, for an id of under 32 bytes (fixstr)
+_ONE_ID = [b"\x93\xc4\x00\x91" + bytes((0xA0 | n,)) for n in range(32)]
 
 
 def _prefix(operator: str) -> bytes:
@@ -112,10 +107,11 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
         ids = op.smsc_ids
         n = len(ids)
         idkey = pack_id(mid)
-        if n == 1 and ids[0] and len(snap) == 56 and len(operator[0]) + len(ids[0]) < 128:
-            keys_.append(operator[0] + ids[0].encode())
+        sid = ids[0].encode() if n == 1 else b""
+        if 0 < len(sid) < 32 and len(snap) == 56 and len(operator[0]) < 400:
+            keys_.append(operator[0] + sid)
             values.append(idkey + b"\0" + to)
-            tail = _one_id(ids[0])
+            tail = _ONE_ID[len(sid)] + sid + b"\xa0"  # what pack_tail([id], b"", "") writes
         else:
             keys = [operator[0] + i.encode() for i in ids]
             if not all(ids) or any(len(k) > 511 for k in keys) or len(snap) > 56:

@@ -154,6 +154,21 @@ def test_claim_sent_and_a_final_receipt_cost_eight_lmdb_calls_a_message(store):
 # -- tokens and claims answered by others ----------------------------------------------
 
 
+@pytest.mark.parametrize("smsc_id", ["a", "0123456789abcdef" * 2, "é" * 15, "x" * 32, "y" * 300])
+def test_the_hot_path_writes_what_the_general_one_would(store, smsc_id):
+    store.enqueue("b", msgs(1), now=NOW)
+    (m,) = store.claim("op", 1, NOW)
+    store.apply([MarkSent(id=m.id, smsc_ids=[smsc_id], at=NOW, operator="op1")])
+    with store.env.begin() as txn:
+        raw = txn.get(L.U64.pack(m.id), db=store.db["status"])
+    assert raw[L.SIZE :] == L.pack_tail([smsc_id], b"", "")
+    assert store.get(m.id).smsc_ids == [smsc_id]
+    assert store.apply([receipt(smsc_id) for _ in range(1)])[0].detail == "unmatched"
+    ok = RecordReceipt(candidates=(smsc_id,), state="delivered", final=True, stat="DELIVRD",
+                       err=0, network_error=None, at=NOW, operator="op1")  # fmt: skip
+    assert store.apply([ok])[0].ok
+
+
 def test_a_token_from_an_earlier_claim_is_refused_as_stale(store):
     store.enqueue("b", msgs(1), now=NOW)
     (first,) = store.claim("op", 1, NOW)
