@@ -107,8 +107,10 @@ class Body(Record):
 
 
 class Claimed(Body):
-    """A claimed message: its body, its id, the route it was claimed on, and ``token``
-    (what the claim saw of its status). Decoded straight from the body's bytes."""
+    """A claimed message: its body (decoded straight from the body's bytes), its id, the
+    route it was claimed on, its attempts so far, and ``token``: which claim took it (8
+    bytes, shared by the claim's messages; give it back on the operation that answers).
+    The store keeps what the claim saw of its status in memory, not in the token."""
 
     id: int = 0
     attempts: int = 0
@@ -206,8 +208,10 @@ class Unmatched(Record):
 class Op(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
     """An operation on message ``id``. ``token``: the :attr:`Claimed.token` of the claim it
     answers (optional). The store remembers what it has in flight, so it never needs the
-    token to skip a read; given, it must be the message's latest claim, else the operation
-    is refused as stale (it answers a claim that has since been given back)."""
+    token to skip a read; given, it must name the message's latest claim by this store,
+    else the operation is refused as stale (it answers a claim that was given back and
+    claimed again since). A token is ignored for a message this store object did not
+    claim (it cannot tell)."""
 
     id: int = 0
     token: bytes = b""
