@@ -31,6 +31,7 @@ before a store opens, and writes through :meth:`Store._write`.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -271,8 +272,18 @@ class Store:
         return self._write(lambda tx: hotpath.apply(self, tx, ops))
 
     def expire_sent(self, sent_before: float, now: float, limit: int = 10_000) -> int:
-        """Sent messages whose receipt never came within the timeout end as unknown."""
-        return self._write(lambda tx: sweeps.expire_sent(self, tx, sent_before, now, limit))
+        """Sent messages whose receipt never came within the timeout end as unknown (at
+        most ``limit``; every message sent before ``sent_before`` is looked at, in
+        transactions of sweeps.SWEEP_CHUNK). Returns how many ended."""
+        total = 0
+        while total < limit:
+            sweep = functools.partial(sweeps.expire_sent, self, sent_before=sent_before,
+                                      now=now, limit=limit - total)  # fmt: skip
+            moved, more = self._write(sweep)
+            total += moved
+            if not more:
+                break
+        return total
 
     def purge(self, older_than: float, limit: int = 1000) -> int:
         """Retention: final messages older than ``older_than`` and their SMSC ids go.

@@ -2,8 +2,10 @@
 
 ``sent`` and ``final`` hold one set of ids per commit and millisecond, in time
 order. A message leaves ``sent`` by changing its status, not its set, so the
-sweep reads each old id's status and skips those that moved on; a set is
-deleted once walked (or rewritten with what a ``limit`` left of it).
+sweep reads each old id's status and skips those that moved on: it walks every
+id sent once, in transactions of SWEEP_CHUNK ids, and ``limit`` bounds how many
+it ends, not how many it reads. A set is deleted once walked (or rewritten with
+what a limit left of it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from engine.store.store import Store
 
 _UNKNOWN = L.CODE[r.UNKNOWN]
+SWEEP_CHUNK = 20_000  # ids one sweep transaction walks (most have moved on: one get each)
 
 
 def _sets_before(tx: Tx, db: Any, end: bytes, limit: int) -> list[tuple[bytes, list[bytes]]]:
@@ -43,15 +46,21 @@ def _walked(tx: Tx, db: Any, key: bytes, ids: list[bytes], done: int) -> None:
         tx.txn.put(key, b"".join(ids[done:]), db=db)
 
 
-def expire_sent(s: Store, tx: Tx, sent_before: float, now: float, limit: int) -> int:
-    """Sent messages whose receipt never came within the timeout end as unknown."""
+def expire_sent(s: Store, tx: Tx, sent_before: float, now: float, limit: int) -> tuple[int, bool]:
+    """One transaction of the receipt-timeout sweep: walk at most SWEEP_CHUNK ids of the
+    sent sets older than ``sent_before``, end at most ``limit`` of them as unknown (those
+    still sent: most have had their receipt). Returns (how many ended, more to walk)."""
     db, status = tx.db["sent"], tx.db["status"]
     end = L.U64.pack(L.ms(sent_before))
-    at, room, moved = L.ms(now), limit, 0
-    for key, ids in _sets_before(tx, db, end, limit):
+    at, walked, moved = L.ms(now), 0, 0
+    for key, ids in _sets_before(tx, db, end, SWEEP_CHUNK):
         sent_ms = L.U64.unpack_from(key)[0]
-        walk = ids[:room]
-        for idkey in walk:
+        done = 0
+        for idkey in ids:
+            if walked >= SWEEP_CHUNK or moved >= limit:
+                break
+            walked += 1
+            done += 1
             raw = tx.txn.get(idkey, db=status)
             if raw is None or raw[0] != L.SENT:
                 continue  # final since, or purged
@@ -60,9 +69,10 @@ def expire_sent(s: Store, tx: Tx, sent_before: float, now: float, limit: int) ->
                 continue  # marked sent again later: in a later set
             tx.move(idkey, st, L.SENT, _UNKNOWN, at, "no receipt within receipt_timeout")
             moved += 1
-        room -= len(walk)
-        _walked(tx, db, key, ids, len(walk))
-    return moved
+        _walked(tx, db, key, ids, done)
+        if done < len(ids):
+            break
+    return moved, walked >= SWEEP_CHUNK and moved < limit
 
 
 def purge(s: Store, tx: Tx, older_than: float, limit: int) -> int:

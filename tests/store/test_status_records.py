@@ -16,6 +16,7 @@ from engine.store import (
     Store,
     StoreError,
     StoreLock,
+    sweeps,
 )
 from engine.store import layout as L
 from engine.store import store as store_mod
@@ -303,15 +304,29 @@ def test_purge_and_the_receipt_timeout_walk_sets_within_their_limit(store):
     claimed = store.claim("op", 5, NOW)
     store.apply([MarkSent(id=m.id, smsc_ids=[f"s{m.id}"], at=NOW) for m in claimed])
     store.apply([receipt("s1", at=NOW + 1)])  # moved on: the sweep skips it
-    assert store.expire_sent(NOW + 10, NOW + 10, limit=2) == 1
+    assert store.expire_sent(NOW + 10, NOW + 10, limit=2) == 2  # the limit counts ended ones
     store.check()
     assert store.expire_sent(NOW + 10, NOW + 10, limit=2) == 2
-    assert store.expire_sent(NOW + 10, NOW + 10, limit=2) == 1
+    assert store.expire_sent(NOW + 10, NOW + 10, limit=2) == 0
     assert states(store) == {"delivered": 1, "unknown": 4}
     assert store.awaiting_receipts() == 0
     assert [store.purge(NOW + 20, limit=2) for _ in range(4)] == [2, 2, 1, 0]
     assert states(store) == {}
     assert store.enqueue("b", msgs(5), now=NOW).duplicates == 5
+
+
+def test_the_receipt_timeout_sweep_walks_every_old_set_in_chunks(store, monkeypatch):
+    """Most sent messages have had their receipt: the sweep reads them all (in chunks),
+    and its limit counts only those it ends."""
+    monkeypatch.setattr(sweeps, "SWEEP_CHUNK", 3)
+    store.enqueue("b", msgs(10), now=NOW)
+    for m in store.claim("op", 10, NOW):  # ten sets, one message each
+        store.apply([MarkSent(id=m.id, smsc_ids=[f"s{m.id}"], at=NOW + m.id / 1000)])
+    store.apply([receipt(f"s{i}") for i in range(1, 10)])  # all but the last answered
+    assert store.expire_sent(NOW + 10, NOW + 10, limit=5) == 1
+    assert store.get(10).state == "unknown"
+    with store.env.begin() as txn:
+        assert txn.stat(store.db["sent"])["entries"] == 0
 
 
 def test_apply_replays_after_the_map_grew_and_remembers_its_claims(tmp_path):
