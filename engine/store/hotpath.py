@@ -82,7 +82,7 @@ class _Writes:
 def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) -> None:
     live, sets, new_sets = s._live, s._sets, tx.new_sets
     pack_id, front, part = L.U64.pack, L.FRONT.pack, L.PART
-    kind_batch = L.KIND_BATCH
+    kind_batch, kept = L.KIND_BATCH, L.KEPT_FLAGS
     writes = _Writes(tx)
     keys_, values, status = writes.smsc_keys, writes.smsc_values, writes.status
     moves: dict[bytes, int] = {}
@@ -123,7 +123,7 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
             values += [idkey + part[p & 0xFF] + to for p in range(n)]
             tail = L.pack_tail(ids, bytes(n) if n > 1 else b"", "")
         at = int(op.at * 1000)
-        flags = snap[1] | extra
+        flags = snap[1] & kept | extra
         if not op.receipt:
             flags |= L.NO_RECEIPT
         if n > 1:

@@ -82,6 +82,7 @@ ZONE_DEFAULT = 2  # its zone is [defaults] timezone
 HISTORY = 4  # its number had failures on record when it was claimed
 RECEIPTED = 8  # its final state came from its receipts
 MULTIPART = 16  # sent in more than one part: the tail has each part's state
+KEPT_FLAGS = ZONE_DEFAULT  # what a mark-sent keeps (the rest describe one sending)
 
 NONE = -(2**31)  # err / network_error absent
 
@@ -107,7 +108,7 @@ KIND_BATCH_ROUTE = struct.Struct("<HIH")  # at 26
 SIZE = HEAD.size  # 56
 assert SIZE == 56
 assert FRONT.size == 24
-EPOCH_AT, ATTEMPTS_AT, KIND_AT, ROUTE_AT, ERRS_AT = 20, 24, 26, 32, 48
+EPOCH_AT, ATTEMPTS_AT, KIND_AT = 20, 24, 26
 KIND_BATCH = slice(26, 32)  # the bytes moves are counted by in the hot path
 
 
@@ -219,10 +220,6 @@ def enqueued(kind: int, batch: int, route: int, due_ms: int, now_ms: int, flags:
     return HEAD.pack(WAITING, flags, 0, now_ms, 0, 0, 0, kind, batch, route, due_ms, 0, NONE, NONE)
 
 
-def state_of(raw: bytes) -> int:
-    return raw[0]
-
-
 def kind_batch_route(raw: bytes) -> tuple[int, int, int]:
     return KIND_BATCH_ROUTE.unpack_from(raw, KIND_AT)
 
@@ -234,10 +231,6 @@ def ms(t: float) -> int:
     return max(0, int(t * 1000))
 
 
-def enc_id(i: int) -> bytes:
-    return U64.pack(i)
-
-
 def smsc_key(operator: str, smsc_id: str) -> bytes:
     """SMSC ids are unique per SMSC only: the index is keyed by operator and id."""
     return (operator + "\0" + smsc_id).encode() if operator else smsc_id.encode()
@@ -246,10 +239,6 @@ def smsc_key(operator: str, smsc_id: str) -> bytes:
 @functools.lru_cache(maxsize=4096)
 def counter_keys(kind: str, state: str) -> tuple[bytes, bytes]:
     return b"s\0" + state.encode(), b"k\0" + kind.encode() + b"\0" + state.encode()
-
-
-def pack_ids(ids: list[bytes]) -> bytes:
-    return b"".join(ids)
 
 
 def unpack_ids(raw: bytes | memoryview, start: int = 0) -> list[int]:

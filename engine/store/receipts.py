@@ -69,12 +69,17 @@ def mark_sent_live(s: Store, tx: Tx, op: r.MarkSent, mid: int, entry: L.Live) ->
         return _refused(s, tx, op, idkey, entry[1], L.INFLIGHT, keys)
     seq, snap, extra, to, _ = entry
     put, smsc = tx.txn.put, tx.db["smsc"]
+    before = L.unpack_tail(snap)
+    if before.ids:  # sent before (and given back since): its earlier ids no longer name it
+        old = tx.name_of(OPERATOR, L.Status.unpack(snap).operator)
+        for smsc_id in before.ids:
+            tx.txn.delete(L.smsc_key(old, smsc_id), db=smsc)
     for part, key in enumerate(keys):
         put(key, idkey + L.PART[part & 0xFF] + to, db=smsc)
     at = L.ms(op.at)
-    flags = snap[1] | extra | (0 if op.receipt else L.NO_RECEIPT)
+    flags = snap[1] & L.KEPT_FLAGS | extra | (0 if op.receipt else L.NO_RECEIPT)
     info = s._sets.get(seq) or tx.new_sets[seq]
-    reason = L.unpack_tail(snap).reason if len(snap) > L.SIZE else ""
+    reason = before.reason
     n = len(op.smsc_ids)
     tail = L.pack_tail(op.smsc_ids, bytes(n) if n > 1 else b"", reason)
     if n > 1:
@@ -108,7 +113,7 @@ def mark_sent(s: Store, tx: Tx, op: r.MarkSent, idkey: bytes, raw: bytes, state:
     st.ids = list(op.smsc_ids)
     multi = len(st.ids) > 1
     st.parts = bytes(len(st.ids)) if multi else b""
-    st.flags = (st.flags | L.HISTORY) & ~(L.NO_RECEIPT | L.MULTIPART)
+    st.flags = st.flags & L.KEPT_FLAGS | L.HISTORY  # not claimed here: look at the number
     st.flags |= (0 if op.receipt else L.NO_RECEIPT) | (L.MULTIPART if multi else 0)
     st.operator = tx.id_of(OPERATOR, op.operator)
     st.sent_ms = L.ms(op.at)

@@ -259,6 +259,31 @@ def test_a_message_marked_sent_again_is_found_by_its_new_ids_only(store):
     assert store.awaiting_receipts() == 0
 
 
+@pytest.mark.parametrize("via_another_store", [False, True])
+def test_a_sent_message_given_back_and_sent_again_is_counted_once(tmp_path, via_another_store):
+    """Nothing of the first sending (no receipt asked, two parts, their ids) stays with it."""
+    s = Store.open(tmp_path / "db")
+    s.enqueue("b", msgs(1), now=NOW)
+    (m,) = s.claim("op", 1, NOW)
+    s.apply([MarkSent(id=m.id, smsc_ids=["a1", "a2"], at=NOW, receipt=False)])
+    s.apply([Requeue(id=m.id, due=0, reason="sent to the wrong operator")])
+    (again,) = s.claim("op", 1, NOW)
+    if via_another_store:
+        s.close()
+        s = Store.open(tmp_path / "db")
+    s.apply([MarkSent(id=again.id, smsc_ids=["b1"], at=NOW + 1)])
+    assert s.awaiting_receipts() == 1
+    s.check()
+    assert s.apply([receipt("a1")])[0].detail == "unmatched"
+    s.apply([receipt("b1")])
+    got = s.get(m.id)
+    assert (got.state, got.smsc_ids, got.part_states) == ("delivered", ["b1"], ["delivered"])
+    assert got.reason == "sent to the wrong operator"
+    assert s.awaiting_receipts() == 0
+    s.check()
+    s.close()
+
+
 def test_a_failure_then_a_delivery_to_the_same_number_in_one_commit(store):
     """The delivery was claimed before the number had failures: it still clears them."""
     same = [NewMessage(to="+79160000001", text="x", sender="S", ext_id=str(i)) for i in range(2)]
