@@ -17,6 +17,7 @@ from engine.smpp import layout as L
 from engine.smpp import pdu as p
 from engine.smpp.encode import command_name
 from engine.smpp.errors import RemoteProtocolError
+from engine.smpp.fastpath import FAST
 
 _name = command_name
 
@@ -443,7 +444,7 @@ def decode(data: bytes | memoryview, *, max_length: int = L.DEFAULT_MAX_LENGTH) 
             field="command_length",
             fatal=True,
         )
-    length, cid, _, seq = L.HEADER.unpack_from(buf)
+    length, cid, status, seq = L.HEADER.unpack_from(buf)
     _check_length(length, max_length, cid, seq)
     if length != len(buf):
         raise RemoteProtocolError(
@@ -453,7 +454,9 @@ def decode(data: bytes | memoryview, *, max_length: int = L.DEFAULT_MAX_LENGTH) 
             sequence=seq,
             field="command_length",
         )
-    return _decode_at(buf, 0, length)
+    fast = FAST.get(cid)
+    pdu = fast(buf, 16, length, seq, status) if fast is not None else None
+    return pdu if pdu is not None else _decode_at(buf, 0, length)
 
 
 class Decoder:
@@ -475,31 +478,46 @@ class Decoder:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[p.Pdu | RemoteProtocolError]:
+        """Every complete PDU in the bytes so far, in one pass (the common ones on a fast path)."""
         if self._fatal is not None:
             raise self._fatal
         buf = self._buf + data if self._buf else bytes(data)
         out: list[p.Pdu | RemoteProtocolError] = []
-        pos, size = 0, len(buf)
-        unpack = L.HEADER.unpack_from
-        while size - pos >= 4:
-            length = int.from_bytes(buf[pos : pos + 4], "big")
-            if length < 16 or length > self._max:
-                cid, seq = (0, 0)
-                if size - pos >= 16:
-                    _, cid, _, seq = unpack(buf, pos)
-                try:
-                    _check_length(length, self._max, cid, seq)
-                except RemoteProtocolError as exc:
-                    self._fatal = exc
-                    out.append(exc)
-                    self._buf = b""
-                    return out
-            if size - pos < length:
+        pos, size, limit = 0, len(buf), self._max
+        unpack, fast_paths = L.HEADER.unpack_from, FAST
+        while size - pos >= 16:
+            length, cid, status, seq = unpack(buf, pos)
+            if length < 16 or length > limit:
+                return self._fail(out, length, cid, seq)
+            end = pos + length
+            if end > size:
                 break
-            try:
-                out.append(_decode_at(buf, pos, length))
-            except RemoteProtocolError as exc:
-                out.append(exc)
-            pos += length
+            fast = fast_paths.get(cid)
+            pdu = fast(buf, pos + 16, end, seq, status) if fast is not None else None
+            if pdu is None:
+                try:
+                    pdu = _decode_at(buf, pos, length)
+                except RemoteProtocolError as exc:
+                    out.append(exc)
+                    pos = end
+                    continue
+            out.append(pdu)
+            pos = end
+        if size - pos >= 4:
+            length = int.from_bytes(buf[pos : pos + 4], "big")
+            if length < 16 or length > limit:
+                return self._fail(out, length, 0, 0)
         self._buf = buf[pos:]
+        return out
+
+    def _fail(
+        self, out: list[p.Pdu | RemoteProtocolError], length: int, cid: int, seq: int
+    ) -> list[p.Pdu | RemoteProtocolError]:
+        """A command_length that cannot be right: the stream cannot be resynchronised."""
+        try:
+            _check_length(length, self._max, cid, seq)
+        except RemoteProtocolError as exc:
+            self._fatal = exc
+            out.append(exc)
+        self._buf = b""
         return out
