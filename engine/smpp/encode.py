@@ -286,3 +286,9 @@ def encode(pdu: p.Pdu) -> bytes:
     if not 0 <= pdu.sequence <= 0xFFFFFFFF or not 0 <= pdu.status <= 0xFFFFFFFF:
         raise LocalProtocolError(f"{type(pdu).__name__}: sequence or status out of range")
     return L.HEADER.pack(16 + len(body), pdu.command_id, pdu.status, pdu.sequence) + body
+
+
+def encode_body(pdu: p.Pdu) -> bytes:
+    """The PDU's body, without its header: encoded once, sent later under any sequence
+    number (``Session.send_body``); LocalProtocolError on an unencodable field."""
+    return _ENCODERS[type(pdu)](pdu)
