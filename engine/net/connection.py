@@ -500,7 +500,7 @@ class Connection:
         """
         if self.closed:
             return False
-        self.session.respond(inbound.pdu, status)
+        self.session.acknowledge(inbound.pdu, status)
         return True
 
     async def flush(self) -> None:

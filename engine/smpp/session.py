@@ -253,6 +253,12 @@ class Session:
                 self.system_id = getattr(request, "system_id", "")
         return resp
 
+    def acknowledge(self, request: p.DeliverSm | p.DataSm, status: int = 0) -> None:
+        """``respond`` for the PDU an ESME answers most (deliver_sm, data_sm): an empty
+        message_id, packed directly."""
+        cid = request.command_id | 0x80000000
+        self._out.append(HEADER.pack(17, cid, status, request.sequence) + b"\0")
+
     def nack(self, sequence: int, status: int) -> None:
         self._out.append(codec.encode(p.GenericNack(sequence=sequence, status=status)))
 
