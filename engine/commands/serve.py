@@ -1,4 +1,5 @@
-"""The HTTP side: the API and /metrics on [http] listen, its own long-running process.
+"""The HTTP side: the API and /metrics on [http] listen, the short links' redirects on
+[links] listen (when [links] base is set), its own long-running process.
 
 Works whether or not an engine runs: it reads and writes the store (enqueue
 as `volley enqueue` does; it never changes a message an engine holds) and
@@ -7,7 +8,9 @@ takes live figures from the engine's control socket. Every request needs
 [http] token_env; with no token set it listens only on a loopback address or a
 Unix socket (anything else: exit 2). SIGINT/SIGTERM: stop accepting, let the
 requests under way finish ([http] graceful_timeout), exit 0; a second signal
-stops at once (a load cut short enqueues nothing).
+stops at once (a load cut short enqueues nothing). The links listener is public
+and unauthenticated: GET /<code> answers 302 to the link's URL and records the
+click (HEAD and link-preview robots are redirected without one), anything else 404.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ log = logging.getLogger("volley.http")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", metavar="ADDR", help="override [http] listen (host:port)")
+    parser.add_argument(
+        "--links-listen", metavar="ADDR", help="override [links] listen (host:port)"
+    )
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 
 
@@ -33,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
     from engine import config, logs
     from engine.cli import UsageError
     from engine.http.api import Api
+    from engine.http.links import Links
     from engine.http.server import Listener, is_local
     from engine.store import StoreError
     from engine.wiring import open_store
@@ -45,6 +52,14 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"--listen: {exc}") from None
         cfg = msgspec.structs.replace(
             cfg, http=msgspec.structs.replace(cfg.http, listen=args.listen)
+        )
+    if args.links_listen:
+        try:
+            config.listen_address(args.links_listen)
+        except ValueError as exc:
+            raise UsageError(f"--links-listen: {exc}") from None
+        cfg = msgspec.structs.replace(
+            cfg, links=msgspec.structs.replace(cfg.links, listen=args.links_listen)
         )
     logs.setup(cfg, as_json=args.log_json)
     token = os.environ.get(cfg.http.token_env, "").strip() or None
@@ -64,9 +79,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"volley serve: {exc}", file=sys.stderr)
         return 1
     api = Api(cfg, store, token=token, control=cfg.resolve(cfg.control.socket))
+    listeners = [Listener("api", api, listen)]
+    if cfg.links.base:
+        listeners.append(Listener("links", Links(store), cfg.links.listen))
+        listen += f" or {cfg.links.listen}"
     graceful = config.seconds(cfg.http.graceful_timeout)
     try:
-        return trio.run(_serve, [Listener("api", api, listen)], graceful)
+        return trio.run(_serve, listeners, graceful)
     except (OSError, BaseExceptionGroup) as exc:
         error = _os_error(exc)
         if error is None:
