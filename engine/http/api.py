@@ -231,7 +231,8 @@ class Api:
         if msg is None:
             await trio.to_thread.run_sync(self._batch_counts, batch)  # 404 naming the batch
             raise HttpError(404, f"no message {id!r} in batch {batch!r}")
-        await request.json(200, message_view(msg))
+        engagement = await trio.to_thread.run_sync(self.store.engagement, msg.id)
+        await request.json(200, message_view(msg, engagement))
 
     async def messages(self, request: Request, context: dict[str, Any], batch: str) -> None:
         query = request.query()

@@ -87,6 +87,34 @@ _MESSAGE = {
         "due": {"type": ["string", "null"], "format": "date-time"},
         "not_before": {"type": ["string", "null"], "format": "date-time"},
         "expires": {"type": ["string", "null"], "format": "date-time"},
+        "links": {
+            "type": "array",
+            "description": "its tracked short links: [links] base + code stands for url",
+            "items": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "url": {"type": "string"}},
+            },
+        },
+        "clicks": {
+            "type": "array",
+            "description": "its clicks, oldest first (the first 100)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "agent": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+        "click_count": {"type": "integer"},
+        "replies": {"type": "integer", "description": "inbound SMS attributed to it"},
+        "last_reply": {"type": ["string", "null"], "format": "date-time"},
+        "opted_out": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "when its recipient opted out in answer to it",
+        },
     },
 }
 

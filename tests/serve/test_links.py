@@ -51,7 +51,7 @@ def txn_id(store):
 
 
 async def test_a_click_redirects_and_is_recorded_before_the_answer(nursery, tmp_path):
-    store, links, api_url, url, shutdown, stopped = await serve(nursery, tmp_path)
+    store, _links, api_url, url, shutdown, stopped = await serve(nursery, tmp_path)
     await enqueue(api_url)
     msg = next(iter(store.messages("b1")))
     code = msg.links[0].code
@@ -87,7 +87,7 @@ async def test_head_and_preview_robots_are_redirected_not_counted(nursery, tmp_p
 
 
 async def test_an_unknown_code_is_404_and_writes_nothing(nursery, tmp_path):
-    store, links, api_url, url, shutdown, stopped = await serve(nursery, tmp_path)
+    store, _links, api_url, url, shutdown, stopped = await serve(nursery, tmp_path)
     await enqueue(api_url, n=1)
     before = txn_id(store)
     async with httpx.AsyncClient(base_url=url, headers={"User-Agent": PHONE}) as client:
@@ -124,14 +124,14 @@ async def test_clicks_arriving_together_share_commits(nursery, tmp_path):
 
 
 async def test_a_stop_flushes_the_clicks_under_way(nursery, tmp_path):
-    store, links, api_url, url, shutdown, stopped = await serve(nursery, tmp_path, every=0.5)
+    store, _links, api_url, url, shutdown, stopped = await serve(nursery, tmp_path, every=0.5)
     await enqueue(api_url, n=1)
     code = next(iter(store.messages("b1"))).links[0].code
-    async with httpx.AsyncClient(base_url=url, headers={"User-Agent": PHONE}) as client:
-        async with trio.open_nursery() as inner:
-            inner.start_soon(client.get, f"/{code}")
-            await trio.sleep(0.1)  # waiting for its group's commit
-            shutdown.set()
+    client = httpx.AsyncClient(base_url=url, headers={"User-Agent": PHONE})
+    async with client, trio.open_nursery() as inner:
+        inner.start_soon(client.get, f"/{code}")
+        await trio.sleep(0.1)  # waiting for its group's commit
+        shutdown.set()
     await stopped.wait()
     assert store.step_stats(["b1"])["b1"].clicks == 1
     store.close()
