@@ -446,6 +446,15 @@ class Job:
             result.samples.append(f"{phone}: {text}")
         return message if s.spool is not None else None
 
+    def _suppress(self, s: _Segment, campaign: str) -> None:
+        """Stop-list an end-of-flow segment's numbers (those stop-listed already keep
+        their reason, an opt-out's for one)."""
+        assert self.store is not None
+        why = self.store.screen(s.suppress, "marketing", self.now)
+        numbers = [n for n, reason in zip(s.suppress, why, strict=True) if reason != "stopped"]
+        reason = f"campaign {campaign}: end of the flow (segment {s.seg.name})"
+        s.result.suppressed = self.store.stop(numbers, reason, self.now)
+
     def _count_parts(self, text: str) -> tuple[encoding.Encoding, int]:
         """Cached: texts repeat (a template with a few names; codes as zeros)."""
         hit = self._parts.get(text)
@@ -483,8 +492,7 @@ class Job:
                     segment=s.seg.name,
                 )
             if s.suppress:
-                reason = f"campaign {campaign}: end of the flow (segment {s.seg.name})"
-                s.result.suppressed = self.store.stop(s.suppress, reason, self.now)
+                self._suppress(s, campaign)
         if self.removal_path is not None:
             part = self.removal_path.with_name(self.removal_path.name + ".part")
             if part.exists():
