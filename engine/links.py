@@ -12,6 +12,7 @@ Pure functions; the redirects are engine/http/links.py, the records the store.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from engine.store.campaign import new_code
@@ -72,7 +73,7 @@ PREVIEW_AGENTS = (
 )
 # iMessage previews with a desktop Safari agent joined by Facebook's and Twitter's:
 # it says "facebookexternalhit/1.1 Facebot Twitterbot/1.0", matched above.
-_PREVIEW = re.compile("|".join(re.escape(a) for a in PREVIEW_AGENTS), re.IGNORECASE)
+_PREVIEW = re.compile("|".join(re.escape(a) for a in PREVIEW_AGENTS))
 
 
 def is_code(text: str) -> bool:
@@ -80,9 +81,10 @@ def is_code(text: str) -> bool:
     return _CODE.match(text) is not None
 
 
+@functools.lru_cache(maxsize=4096)  # agents repeat: a few phone models send most clicks
 def is_preview(agent: str) -> bool:
     """Whether a User-Agent is a link-preview robot or a crawler (no User-Agent: not one)."""
-    return bool(agent) and _PREVIEW.search(agent) is not None
+    return bool(agent) and _PREVIEW.search(agent.lower()) is not None
 
 
 def urls(text: str) -> list[tuple[int, int]]:
