@@ -108,7 +108,9 @@ def track(text: str, base: str, length: int) -> tuple[str, list[Link]]:
     spans = urls(text)
     if not spans:
         return text, []
-    out, links, given = [], [], {}
+    out: list[str] = []
+    links: list[Link] = []
+    given: dict[str, str] = {}
     at = 0
     for start, end in spans:
         url = text[start:end]

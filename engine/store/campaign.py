@@ -52,8 +52,11 @@ Message = Callable[[int], "r.Message | None"]
 class Tx(Protocol):
     """What this module needs of the store's write transaction object."""
 
-    txn: Any
-    db: Mapping[str, Any]
+    @property
+    def txn(self) -> Any: ...  # the LMDB write transaction
+
+    @property
+    def db(self) -> Mapping[str, Any]: ...  # database name -> handle
 
     def get(self, msg_id: int) -> r.Message | None: ...
 
