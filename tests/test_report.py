@@ -129,3 +129,28 @@ def test_chart_needs_matplotlib(filled, cfg_path, tmp_path, capsys):
         return
     assert cli.main(args) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_volley_enqueue_makes_a_campaign_step(cfg_path, tmp_path, capsys):
+    lines = tmp_path / "spring.jsonl"
+    lines.write_text(
+        '{"id": "1", "to": "+79161234567", "text": "Sale: https://shop.example/a?utm_source=sms"}\n'
+    )
+    args = ["enqueue", str(lines), "--batch", "spring-1", "--campaign", "spring", "--step", "s1"]
+    assert cli.main([*args, "--config", str(cfg_path)]) == 0
+    capsys.readouterr()
+    assert cli.main(["report", "--campaign", "spring", "--json", "--config", str(cfg_path)]) == 0
+    (step,) = json.loads(capsys.readouterr().out)["batches"]
+    assert (step["batch"], step["campaign"], step["segment"], step["parts"]) == (
+        "spring-1",
+        "spring",
+        "s1",
+        1,
+    )
+    again = ["enqueue", str(lines), "--batch", "spring-1", "--campaign", "autumn"]
+    assert cli.main([*again, "--config", str(cfg_path)]) == 1
+    assert "is step 's1' of campaign 'spring'" in capsys.readouterr().err
+    store = open_store(config.load(cfg_path), readonly=True)
+    (msg,) = store.messages("spring-1")
+    assert msg.text.startswith("Sale: https://s.example/") and store.contacts(msg.to) == [msg.id]
+    store.close()
