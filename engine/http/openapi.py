@@ -144,6 +144,18 @@ SPEC: dict[str, Any] = {
                     {"name": "kind", "in": "query", "schema": {"type": "string"}},
                     {"name": "window", "in": "query", "schema": {"type": "string"}},
                     {"name": "drop_dead", "in": "query", "schema": {"type": "boolean"}},
+                    {
+                        "name": "campaign",
+                        "in": "query",
+                        "description": "the campaign this batch is a step of",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "step",
+                        "in": "query",
+                        "description": "the step's name in its campaign (default: the batch id)",
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "requestBody": {
                     "required": True,

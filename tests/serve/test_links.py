@@ -46,6 +46,25 @@ async def enqueue(api_url, n=3, text="Скидка -20%: https://shop.example/r?
     assert r.status_code == 200 and r.json()["queued"] == n
 
 
+async def test_a_batch_posted_as_a_campaign_step(nursery, tmp_path):
+    store, _links, api_url, _url, shutdown, stopped = await serve(nursery, tmp_path)
+    body = b'{"id": "1", "to": "+79161234567", "text": "https://shop.example/x"}\n'
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        r = await client.post(
+            f"{api_url}/v1/batches/b9?campaign=spring", content=body, headers=JSONL
+        )
+        assert r.status_code == 200
+        r = await client.post(
+            f"{api_url}/v1/batches/b9?campaign=autumn&step=s", content=body, headers=JSONL
+        )
+        assert r.status_code == 409 and "is step 'b9' of campaign 'spring'" in r.json()["error"]
+    info = store.batch_infos("spring")["b9"]
+    assert (info.campaign, info.segment) == ("spring", "b9")
+    shutdown.set()
+    await stopped.wait()
+    store.close()
+
+
 def txn_id(store):
     return store.env.info()["last_txnid"]
 
