@@ -38,6 +38,7 @@ REACHED = frozenset({r.SENT, r.DELIVERED, r.UNKNOWN})
 NOT_SENT = frozenset({r.SKIPPED, r.CANCELLED, r.FAILED})
 CONTACTS_SEEN = 50  # the latest messages to a number looked at for a reply
 AGENT_CHARS = 256
+MAX_KEY_PART = 400  # a number or a code longer than this is no key of ours (LMDB: 511)
 _U64 = struct.Struct(">Q")
 _SEQ = b"\0seq"
 _enc = msgspec.msgpack.Encoder()
@@ -163,7 +164,8 @@ def record_clicks(tx: Tx, clicks: Iterable[r.ClickIn]) -> int:
     stats: dict[str, r.StepStats] = {}
     n = 0
     for click in clicks:
-        raw = txn.get(click.code.encode(), db=db["links"])
+        key = click.code.encode()
+        raw = txn.get(key, db=db["links"]) if 0 < len(key) <= MAX_KEY_PART else None
         if raw is None:
             continue
         msg_id = _target.decode(raw).message
@@ -201,7 +203,10 @@ def _get_stats(txn: Any, db: Mapping[str, Any], batch: str) -> r.StepStats:
 
 def resolve(txn: Any, db: Mapping[str, Any], code: str) -> r.LinkTarget | None:
     """Where ``code`` leads (one get), or None."""
-    raw = txn.get(code.encode(), db=db["links"])
+    key = code.encode()
+    if not 0 < len(key) <= MAX_KEY_PART:
+        return None
+    raw = txn.get(key, db=db["links"])
     return None if raw is None else _target.decode(raw)
 
 
@@ -247,6 +252,8 @@ def _contacts_newest_first(
 def contacts(txn: Any, db: Mapping[str, Any], number: str) -> list[int]:
     """The ids of the campaign steps' messages to ``number``, oldest first."""
     prefix = number.encode() + b"\0"
+    if len(prefix) > MAX_KEY_PART:
+        return []
     cur = txn.cursor(db=db["contacts"])
     out = []
     if cur.set_range(prefix):

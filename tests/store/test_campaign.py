@@ -179,6 +179,14 @@ def test_a_stop_is_an_opt_out_counted_apart_once(store):
     assert store.engagement(msg.id)[0].optout == NOW + 60
 
 
+def test_keys_that_cannot_be_ours_are_passed_over_not_errors(store):
+    store.enqueue("b", [tracked(1)], now=NOW, campaign="c", segment="s")
+    assert store.resolve_link("x" * 600) is None and store.resolve_link("") is None
+    assert store.record_clicks([ClickIn(code="x" * 600, at=NOW)]) == 0
+    results = store.apply([mo("+" + "7" * 600), mo("+79160000001")])
+    assert [r.ok for r in results] == [True, True]  # the group commit goes on
+
+
 def test_no_reply_outside_the_window_nor_outside_a_campaign(store):
     store.reply_window = 3600
     store.enqueue("c-s1", [tracked(1)], now=NOW, campaign="c", segment="s1")
