@@ -9,8 +9,9 @@ campaign's step); `volley serve` runs as its own process, as in production
 The load is random codes from a phone's User-Agent, so every request is a click
 that is committed (group commit) before its 302. The load generator is `wrk`
 (Debian's package: `apt-get install wrk`; pinned to CPU 1) with a Lua script that
-paces each connection (``connections / rate`` between its requests: about
-``rate`` requests/s in all) and picks a random code per request; without wrk, an
+sends each wrk thread's requests on a fixed schedule (``threads / rate`` apart, on
+whichever connection is free: about ``rate`` requests/s in all, whatever the
+latency, as long as a connection is free) and picks a random code per request; without wrk, an
 httpx client pool on trio sends at a fixed rate (open loop, latency counted
 from each request's scheduled time), which costs more CPU than wrk and may fall
 behind on a small machine (the achieved rate says so). Target: 2,000
@@ -45,13 +46,31 @@ RATE, P99_MS = 2000, 20.0
 AGENT = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36"
 ROBOT = "TelegramBot (like TwitterBot)"  # --previews: redirected, no click written
 LUA = """
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_usec; } timeval_t;
+           int gettimeofday(timeval_t *tv, void *tz); ]]
+local tv = ffi.new("timeval_t")
+local function now_ms()
+  ffi.C.gettimeofday(tv, nil)
+  return tonumber(tv.tv_sec) * 1000 + tonumber(tv.tv_usec) / 1000
+end
 local codes = {}
 for line in io.lines("%(codes)s") do codes[#codes + 1] = line end
 math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+local interval, next_at = %(interval_ms)f, nil
 request = function()
   return wrk.format("GET", "/" .. codes[math.random(#codes)], {["User-Agent"] = "%(agent)s"})
 end
-delay = function() return %(delay_ms)f end
+-- this thread's requests go out on a fixed schedule (one every `interval` ms), each
+-- on whichever connection is free: about `rate` requests/s in all, whatever the latency
+delay = function()
+  local now = now_ms()
+  if next_at == nil or next_at < now - 1000 then next_at = now end
+  local wait = next_at - now
+  next_at = next_at + interval
+  if wait < 0 then return 0 end
+  return wait
+end
 """
 
 
@@ -61,7 +80,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare(folder: Path, codes: int) -> tuple[Path, int, list[str]]:
+def prepare(folder: Path, codes: int, processes: int = 1) -> tuple[Path, int, list[str]]:
     """engine.toml and a store of ``codes`` tracked links; (config path, port, codes)."""
     port = free_port()
     path = folder / "engine.toml"
@@ -69,6 +88,7 @@ def prepare(folder: Path, codes: int) -> tuple[Path, int, list[str]]:
         f'[store]\npath = "{folder / "db"}"\n[control]\nsocket = "{folder / "v.sock"}"\n'
         f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'
         f'[links]\nbase = "https://s.example/"\nlisten = "127.0.0.1:{port}"\n'
+        f"processes = {processes}\n"
         '[log]\nlevel = "warning"\n'
     )
     store = open_store(config.load(path))
@@ -94,9 +114,9 @@ def prepare(folder: Path, codes: int) -> tuple[Path, int, list[str]]:
     return path, port, made
 
 
-def start_server(cfg_path: Path, port: int) -> subprocess.Popen:
+def start_server(cfg_path: Path, port: int, pinned: bool = True) -> subprocess.Popen:
     def pin() -> None:
-        if (os.cpu_count() or 1) >= 2:
+        if pinned and (os.cpu_count() or 1) >= 2:
             os.sched_setaffinity(0, {0})
 
     proc = subprocess.Popen(
@@ -119,14 +139,15 @@ def start_server(cfg_path: Path, port: int) -> subprocess.Popen:
 
 def run_wrk(port: int, codes_file: Path, args: argparse.Namespace) -> dict[str, float]:
     script = codes_file.with_suffix(".lua")
-    delay = args.connections * 1000.0 / args.rate
     agent = ROBOT if args.previews else AGENT
-    script.write_text(LUA % {"codes": codes_file, "agent": agent, "delay_ms": delay})
     threads = max(1, min(2, args.connections))
+    pinned = args.processes == 1 and (os.cpu_count() or 1) >= 2
+    interval = threads * 1000.0 / args.rate
+    script.write_text(LUA % {"codes": codes_file, "agent": agent, "interval_ms": interval})
     seconds = f"{max(1, round(args.duration))}s"
     cmd = ["wrk", "-t", str(threads), "-c", str(args.connections), "-d", seconds, "--latency",
            "-s", str(script), f"http://127.0.0.1:{port}"]  # fmt: skip
-    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+    if pinned and shutil.which("taskset"):
         cmd = ["taskset", "-c", "1", *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return parse_wrk(out)
@@ -222,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--codes", type=int, default=100_000, help="links in the store")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="[links] processes (>1: nothing pinned)"
+    )
     parser.add_argument("--generator", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument(
         "--previews", action="store_true", help="a preview robot's agent: no click written"
@@ -235,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("wrk is not installed (apt-get install wrk), or use --generator httpx")
     with tempfile.TemporaryDirectory(prefix="volley-bench-links-") as tmp:
         folder = Path(tmp)
-        cfg_path, port, codes = prepare(folder, args.codes)
+        cfg_path, port, codes = prepare(folder, args.codes, args.processes)
         codes_file = folder / "codes.txt"
         codes_file.write_text("\n".join(codes) + "\n")
-        server = start_server(cfg_path, port)
+        server = start_server(cfg_path, port, pinned=args.processes == 1)
         try:
             if generator == "wrk":
                 result = run_wrk(port, codes_file, args)
@@ -260,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(
         f"generator {generator}, offered {args.rate:,.0f}/s for {args.duration:g} s over "
-        f"{args.connections} connections, {args.codes:,} links in the store\n"
+        f"{args.connections} connections, {args.codes:,} links in the store, "
+        f"{args.processes} links process(es)\n"
         f"achieved {result['rate']:,.0f} requests/s, {result['requests']:,.0f} requests, "
         f"{result['errors']:.0f} errors; clicks in the store {stored:,}\n"
         f"latency p50 {result['p50_ms']:.2f} ms, p90 {result['p90_ms']:.2f} ms, "

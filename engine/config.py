@@ -59,6 +59,8 @@ class LinksConfig(Base, frozen=True):
     listen: str = "127.0.0.1:8081"  # where `volley serve` answers GET /<code>
     code_length: Annotated[int, Meta(ge=5, le=32)] = 7  # base62 characters of a code
     reply_window: Duration = "7d"  # an MO this soon after a campaign's step answers it
+    # processes answering the links (one listening socket shared): one per core beyond one
+    processes: Annotated[int, Meta(ge=1, le=32)] = 1
 
 
 class LogConfig(Base, frozen=True):
