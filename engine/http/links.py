@@ -3,9 +3,10 @@
 A code is looked up with one read (an unknown code is 404 and writes
 nothing; a path that cannot be a code is 404 without even a read). A click —
 a GET from anything but a link-preview robot (engine/links.py) — is recorded
-durably before the redirect is answered: clicks are group-committed, every
-few milliseconds one write transaction takes all the clicks that arrived
-(:class:`ClickWriter`), and each request waits for its own commit. HEAD and
+durably before the redirect is answered: clicks are group-committed (one
+write transaction, on a worker thread, takes every click that arrived while
+the previous one was committing: :class:`ClickWriter`), and each request
+waits for its own commit. HEAD and
 preview robots are redirected without a click. Nothing here authenticates:
 this listener is meant to face the public, and it serves nothing but links.
 """

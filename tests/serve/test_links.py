@@ -164,3 +164,27 @@ async def test_location_is_ascii_whatever_the_url():
         b"https://shop.example:8443/a%20b?q=1&r=2"
     )
     assert location("http://[::1]:8080/x") == b"http://[::1]:8080/x"
+
+
+async def test_a_click_that_cannot_be_written_still_redirects(nursery, tmp_path, caplog):
+    store, _links, api_url, _url, shutdown, stopped = await serve(nursery, tmp_path)
+    await enqueue(api_url, n=1)
+    code = next(iter(store.messages("b1"))).links[0].code
+    shutdown.set()
+    await stopped.wait()
+    store.close()
+    readonly = open_store(make_config(tmp_path, f'[links]\nbase = "{BASE}"'), readonly=True)
+    links, done = Links(readonly), trio.Event()
+    async with trio.open_nursery() as inner:
+        bound = await inner.start(
+            lambda task_status: serve_all(
+                [Listener("links", links, "127.0.0.1:0")], done, task_status=task_status
+            )
+        )
+        async with httpx.AsyncClient(base_url=bound["links"][0]) as client:
+            r = await client.get(f"/{code}", headers={"User-Agent": PHONE})
+        done.set()
+    readonly.close()
+    assert r.status_code == 302  # the customer still gets to the page
+    assert (links.clicks.failed, links.clicks.written) == (1, 0)
+    assert "1 click(s) could not be written" in caplog.text
