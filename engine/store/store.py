@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 import lmdb
 import msgspec
 
+from engine.store import campaign
 from engine.store import records as r
 from engine.store.errors import DuplicateId, StoreError
 from engine.store.lock import StoreLock
@@ -82,6 +83,7 @@ _NAMES = (
     "mo",
     "unmatched",
     "parked",
+    *campaign.DATABASES,  # campaigns: links, clicks, contacts, engagement (campaign.py)
 )
 LOAD_CHUNK = 50_000
 REROUTE_CHUNK = 10_000
@@ -287,6 +289,7 @@ class Store:
         self.on_crash_inflight = "resend"
         self.recovered = 0
         self.owner = b""  # tags this process's claims in "inflight" (one per engine process)
+        self.reply_window = 7 * 86400.0  # an MO this soon after a campaign step answers it
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _NAMES}
 
     # -- opening ------------------------------------------------------------
@@ -467,18 +470,21 @@ class Store:
         now: float,
         progress: Callable[[int], None] | None = None,
         drop_dead: bool = False,
+        campaign: str = "",
+        segment: str = "",
     ) -> r.EnqueueResult:
         """All or nothing, idempotent on (batch, ext_id), streaming in chunks.
 
         Chunks are written with the batch marked as loading (invisible to
         claims and counts); a last small transaction makes it visible. A
         loader that dies leaves a marker that the next writer to open the
-        store removes, with what it wrote.
+        store removes, with what it wrote. ``campaign``/``segment``: the batch
+        is that campaign's step (kept on the batch; its numbers remembered).
         """
         if self.readonly:
             raise StoreError("the store is open read-only")
         bkey = check_batch_id(batch)
-        self._write(lambda tx: self._mark_loading(tx, bkey))
+        step = self._write(lambda tx: self._mark_loading(tx, bkey, campaign, segment))
         staged = _Staged()
         dup = 0
         totals = {"dead": 0, "stopped": 0, "dropped": 0}
@@ -491,6 +497,7 @@ class Store:
                     now=now,
                     drop_dead=drop_dead,
                     staged=staged,
+                    remember=bool(step),
                 )
                 part, d, tally = self._write(load)
                 staged.merge(part)
@@ -505,15 +512,26 @@ class Store:
             raise
         return r.EnqueueResult(batch, staged.n, dup, staged.scheduled, **totals)
 
-    def _mark_loading(self, tx: _Tx, bkey: bytes) -> None:
+    def _mark_loading(self, tx: _Tx, bkey: bytes, campaign: str, segment: str) -> str:
+        """The batch marked loading (and named a campaign's step); returns its campaign."""
         raw = tx.txn.get(bkey, db=self._db["batches"])
         info = self._c.batch.decode(raw) if raw else r.BatchInfo()
         if info.loading_pid and _alive(info.loading_pid) and info.loading_pid != os.getpid():
             raise StoreError(
                 f"batch {bkey.decode()!r} is being loaded by process {info.loading_pid}"
             )
+        if campaign and info.campaign and (info.campaign, info.segment) != (campaign, segment):
+            raise StoreError(
+                f"batch {bkey.decode()!r} is step {info.segment!r} of campaign "
+                f"{info.campaign!r}, not {segment!r} of {campaign!r}"
+            )
+        if campaign and not info.campaign:
+            if raw is not None and info.total:
+                raise StoreError(f"batch {bkey.decode()!r} exists outside any campaign")
+            info.campaign, info.segment = campaign, segment
         info.loading_pid = os.getpid()
         tx.txn.put(bkey, self._c.enc.encode(info), db=self._db["batches"])
+        return info.campaign
 
     def _load_chunk(
         self,
@@ -523,6 +541,7 @@ class Store:
         now: float,
         drop_dead: bool,
         staged: _Staged,
+        remember: bool = False,
     ) -> tuple[_Staged, int, dict[str, int]]:
         """Write a chunk's messages (not yet indexed: invisible to claims), staged apart
         from ``staged`` until the transaction commits."""
@@ -551,6 +570,7 @@ class Store:
                 continue
             if barred:
                 tally[barred] += 1
+            m = campaign.on_enqueue(tx, mid, m, remember)  # its links; its number's contact
             due = m.due if m.due is not None else now
             msg = r.Message(
                 id=mid,
@@ -572,6 +592,7 @@ class Store:
                 window=m.window,
                 zone_default=m.zone_default,
                 line=m.line,
+                links=m.links,
             )
             txn.put(idkey, enc.encode(msg), db=msgs, append=True)
             part.add(msg)
@@ -587,9 +608,9 @@ class Store:
         old = tx.get(mid)
         if old is None:
             return
-        same = (old.to, old.text, old.sender, old.kind, old.not_before, old.expires) == (
-            m.to, m.text, m.sender, m.kind, m.not_before, m.expires
-        )  # fmt: skip
+        same = (old.to, old.sender, old.kind, old.not_before, old.expires) == (
+            m.to, m.sender, m.kind, m.not_before, m.expires
+        ) and campaign.same_text(old, m)  # fmt: skip
         if not same:
             raise DuplicateId(batch, m.ext_id, old.line, m.line)
 
@@ -641,6 +662,9 @@ class Store:
                     if msg is None or not self._published(txn, msg):
                         doomed.append((key, mid))
             for key, mid in doomed:
+                msg = tx.get(mid)
+                if msg is not None:
+                    campaign.forget(tx, msg)  # its links and its number's contact
                 txn.delete(key, db=db["batchidx"])
                 txn.delete(_enc_id(mid), db=db["msgs"])
             raw = txn.get(batch.encode(), db=db["batches"])
@@ -952,6 +976,7 @@ class Store:
         raw = tx.txn.get(b"mo_seq", db=self._db["meta"])
         n = (_U64.unpack(raw)[0] if raw else 0) + 1
         tx.txn.put(b"mo_seq", _U64.pack(n), db=self._db["meta"])
+        step = campaign.on_mo(tx, op, self.reply_window)  # a reply to a campaign's step?
         mo = r.Mo(
             at=op.at,
             source=op.source,
@@ -960,6 +985,8 @@ class Store:
             bind=op.bind,
             stopped=op.stop,
             stop_rule=op.stop_rule,
+            batch=step[0] if step else "",
+            message=step[1] if step else 0,
         )
         tx.txn.put(_enc_id(n), self._c.enc.encode(mo), db=self._db["mo"], append=True)
         if op.stop:
@@ -1335,6 +1362,70 @@ class Store:
     def batch_progress(self, batch: str) -> dict[str, int]:
         raw = self._read(lambda txn: txn.get(batch.encode(), db=self._db["batches"]))
         return dict(self._c.batch.decode(raw).counts) if raw else {}
+
+    # -- campaigns: links, clicks, replies, memory (engine/store/campaign.py) -------
+
+    def resolve_link(self, code: str) -> r.LinkTarget | None:
+        """Where a short link's code leads (one read), or None."""
+        return self._read(lambda txn: campaign.resolve(txn, self._db, code))
+
+    def record_clicks(self, clicks: Sequence[r.ClickIn]) -> int:
+        """Clicks, in one write transaction (a group commit); how many were kept."""
+        return self._write(lambda tx: campaign.record_clicks(tx, clicks))
+
+    def engagement(self, msg_id: int, limit: int = 100) -> tuple[r.Engagement, list[r.Click]]:
+        """What came back from one message: its counters and its clicks (oldest first)."""
+
+        def read(txn: lmdb.Transaction) -> tuple[r.Engagement, list[r.Click]]:
+            eng = campaign.engagement(txn, self._db, msg_id) or r.Engagement()
+            return eng, campaign.clicks_of(txn, self._db, msg_id, limit)
+
+        return self._read(read)
+
+    def step_stats(self, batches: Iterable[str] | None = None) -> dict[str, r.StepStats]:
+        """Clicks, clickers, replies and opt-outs per batch (every batch with any, if None)."""
+
+        def read(txn: lmdb.Transaction) -> dict[str, r.StepStats]:
+            if batches is not None:
+                return {b: campaign.step_stats(txn, self._db, b) for b in batches}
+            names = [k.decode() for k, _ in txn.cursor(db=self._db["steps"]) if k[:1] != b"\0"]
+            return {b: campaign.step_stats(txn, self._db, b) for b in names}
+
+        return self._read(read)
+
+    def batch_infos(self, campaign_name: str | None = None) -> dict[str, r.BatchInfo]:
+        """The published batches (of one campaign), by id."""
+
+        def read(txn: lmdb.Transaction) -> dict[str, r.BatchInfo]:
+            out = {}
+            for key, raw in txn.cursor(db=self._db["batches"]):
+                info = self._c.batch.decode(raw)
+                wanted = campaign_name is None or info.campaign == campaign_name
+                if wanted and not info.loading_pid:
+                    out[key.decode()] = info
+            return out
+
+        return self._read(read)
+
+    def contacts(self, number: str) -> list[int]:
+        """The ids of the campaign steps' messages to ``number``, oldest first."""
+        return self._read(lambda txn: campaign.contacts(txn, self._db, number))
+
+    def memory(self, numbers: Sequence[str], campaign_name: str) -> dict[str, dict[str, r.Memory]]:
+        """Per number, per segment of ``campaign_name``: what its earlier steps did
+        (sent, delivered, clicked, replied, when); numbers it never reached are left out."""
+        segments = {b: i.segment for b, i in self.batch_infos(campaign_name).items()}
+
+        def read(txn: lmdb.Transaction) -> dict[str, dict[str, r.Memory]]:
+            msgs, decode = self._db["msgs"], self._c.msg.decode
+
+            def message(msg_id: int) -> r.Message | None:
+                raw = txn.get(_enc_id(msg_id), db=msgs)
+                return None if raw is None else decode(raw)
+
+            return campaign.memory(txn, self._db, numbers, segments, message)
+
+        return self._read(read) if segments else {}
 
     # -- lookups for the operations interface (volley message, serve) ------------
 
