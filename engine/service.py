@@ -58,6 +58,7 @@ from engine.smpp import receipts
 from engine.writer import Writer
 
 log = logging.getLogger("volley.engine")
+Receipt = tuple[Inbound, st.RecordReceipt, float | None]  # (the PDU, its record, held since)
 
 HISTORY_SECONDS = 300
 LOG_EVERY = 10  # seconds between throughput log lines
@@ -90,6 +91,7 @@ class Engine:
         self._db_limiter = trio.CapacityLimiter(1)
         self.writer = Writer(store, self.db, self._committed)
         self.held = HeldReceipts()
+        self._receipts: list[Receipt] = []  # of the report being handled: committed together
         self._sent_since_retry = False  # a MarkSent went out since the held receipts were retried
         self._to_flush: set[Connection] = set()
         self.stopped_now: set[str] = set()  # STOPs received in this run, before commit
@@ -294,6 +296,7 @@ class Engine:
                     self._outcome(outcome)
                 except Exception:  # one outcome's fault stays with it
                     self._outcome_failed(outcome)
+            self._commit_receipts()
             if not self._unread():
                 self._outcomes_read.set()
 
@@ -381,32 +384,42 @@ class Engine:
         self._record_receipt(inb, op, None)
 
     def _record_receipt(self, inb: Inbound, op: st.RecordReceipt, since: float | None) -> None:
-        """Commit a receipt; one that matches nothing yet is held (since its first try)."""
-        self.writer.submit(op, partial(self._settle, inb, op, since))
+        """A receipt to commit with the others of its read (``_commit_receipts``); one that
+        matches nothing yet is held (since its first try)."""
+        self._receipts.append((inb, op, since))
 
-    def _settle(
-        self, inb: Inbound, op: st.RecordReceipt, since: float | None, result: st.Result
-    ) -> None:
-        """After its commit: acknowledge the receipt, or hold it if it matched nothing."""
-        if op.hold and result.detail == "unmatched":
-            if inb.connection is not None and inb.connection.closed:
-                return  # it can no longer be answered: the SMSC will send it again
-            if not self.held.hold(self.now() if since is None else since, inb, op):
-                self.totals["unmatched"] += 1  # no room to hold it: kept as unmatched, acked
-                self._record_receipt(inb, msgspec.structs.replace(op, hold=False), since)
-            return
-        self._ack(inb)
-        if result.ok and op.final:
-            sent = self._sent_at.pop(result.id)
-            if sent is not None:
-                meter = self.binds[inb.bind][0].meters.receipt_latency
-                meter.observe(max(0.0, op.at - sent))
+    def _commit_receipts(self) -> None:
+        if self._receipts:
+            batch, self._receipts = self._receipts, []
+            self.writer.submit_all([op for _, op, _ in batch], partial(self._settle, batch))
+
+    def _settle(self, batch: list[Receipt], results: list[st.Result]) -> None:
+        """After their commit: acknowledge the receipts, or hold those that matched nothing."""
+        for (inb, op, since), result in zip(batch, results, strict=True):
+            if op.hold and result.detail == "unmatched":
+                self._unmatched(inb, op, since)
+                continue
+            self._ack(inb)
+            if result.ok and op.final:
+                sent = self._sent_at.pop(result.id)
+                if sent is not None:
+                    meter = self.binds[inb.bind][0].meters.receipt_latency
+                    meter.observe(max(0.0, op.at - sent))
+        self._commit_receipts()
+
+    def _unmatched(self, inb: Inbound, op: st.RecordReceipt, since: float | None) -> None:
+        if inb.connection is not None and inb.connection.closed:
+            return  # it can no longer be answered: the SMSC will send it again
+        if not self.held.hold(self.now() if since is None else since, inb, op):
+            self.totals["unmatched"] += 1  # no room to hold it: kept as unmatched, acked
+            self._record_receipt(inb, msgspec.structs.replace(op, hold=False), since)
 
     def _retry_held(self, give_up: bool = False) -> None:
         for since, inb, op in self.held.retry(self.now(), give_up):
             if not op.hold:
                 self.totals["unmatched"] += 1
             self._record_receipt(inb, op, since)
+        self._commit_receipts()
 
     def _mo(self, inb: Inbound) -> None:
         op = outcomes.mo(inb.pdu, inb.bind, self._optout, self.now())

@@ -17,6 +17,7 @@ import trio
 from engine.store import Op, Result, Store
 
 OnCommit = Callable[[Result], None]
+OnCommitAll = Callable[[list[Result]], None]
 Db = Callable[..., Awaitable[Any]]
 
 
@@ -29,6 +30,7 @@ class Writer:
         self._committed = committed
         self._ops: list[Op] = []
         self._callbacks: list[tuple[int, OnCommit]] = []
+        self._batches: list[tuple[int, int, OnCommitAll]] = []
         self._after: list[Callable[[], None]] = []
         self._wake = trio.Event()
         self._idle = trio.Event()
@@ -46,9 +48,12 @@ class Writer:
         self._ops.append(op)
         self._poke()
 
-    def submit_many(self, ops: Sequence[Op]) -> None:
+    def submit_all(self, ops: Sequence[Op], on_commit: OnCommitAll) -> None:
+        """Several operations with one ``on_commit``, called with their results in order."""
         if ops:
+            start = len(self._ops)
             self._ops.extend(ops)
+            self._batches.append((start, len(self._ops), on_commit))
             self._poke()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
@@ -71,12 +76,15 @@ class Writer:
             self._wake = trio.Event()
             ops, self._ops = self._ops, []
             callbacks, self._callbacks = self._callbacks, []
+            batches, self._batches = self._batches, []
             after, self._after = self._after, []
             if ops:
                 results: list[Result] = await self._db(self._store.apply, ops)
                 self.commits += 1
                 for index, on_commit in callbacks:
                     on_commit(results[index])
+                for start, end, on_commit_all in batches:
+                    on_commit_all(results[start:end])
             for then in after:
                 then()
             if self._committed is not None:
