@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drain": ("engine.commands.drain", "drain the running engine and stop it"),
     "numbers": ("engine.commands.numbers", "dead numbers and the stop list"),
     "segment": ("engine.commands.segment", "segment a customer base into batches"),
+    "report": ("engine.commands.report", "per batch and campaign: delivered, clicks, replies"),
     "zones": ("engine.commands.zones", "recipients' time zones: the Russian range table"),
     "tui": ("engine.commands.tui", "the operators' terminal UI"),
     "smsc": ("engine.commands.smsc", "the SMSC simulator"),

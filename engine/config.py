@@ -52,6 +52,17 @@ class HttpConfig(Base, frozen=True):
     graceful_timeout: Duration = "30s"  # requests under way at a stop get this long to finish
 
 
+class LinksConfig(Base, frozen=True):
+    """Tracked short links (`volley serve`'s public redirects) and reply attribution."""
+
+    base: str = ""  # the public prefix, e.g. "https://s.example/"; "": links not tracked
+    listen: str = "127.0.0.1:8081"  # where `volley serve` answers GET /<code>
+    code_length: Annotated[int, Meta(ge=5, le=32)] = 7  # base62 characters of a code
+    reply_window: Duration = "7d"  # an MO this soon after a campaign's step answers it
+    # processes answering the links (one listening socket shared): one per core beyond one
+    processes: Annotated[int, Meta(ge=1, le=32)] = 1
+
+
 class LogConfig(Base, frozen=True):
     """Logs of `volley run` and `volley serve`: stderr, or a file rotated by size."""
 
@@ -189,6 +200,7 @@ class Config(Base, frozen=True):
     store: StoreConfig = StoreConfig()
     control: ControlConfig = ControlConfig()
     http: HttpConfig = HttpConfig()
+    links: LinksConfig = LinksConfig()
     log: LogConfig = LogConfig()
     engine: EngineConfig = EngineConfig()
     defaults: DefaultsConfig = DefaultsConfig()
@@ -326,6 +338,7 @@ def _check_semantics(cfg: Config) -> None:
         listen_address(cfg.http.listen)
     except ValueError as exc:
         raise ConfigError(f"http.listen: {exc}") from None
+    _check_links(cfg.links)
     try:
         from zoneinfo import ZoneInfo
 
@@ -335,6 +348,27 @@ def _check_semantics(cfg: Config) -> None:
             f"defaults.timezone: unknown time zone {cfg.defaults.timezone!r} "
             "(expected an IANA name such as Europe/Moscow)"
         ) from exc
+
+
+def _check_links(links: LinksConfig) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        listen_address(links.listen)
+    except ValueError as exc:
+        raise ConfigError(f"links.listen: {exc}") from None
+    if not links.base:
+        return
+    parts = urlsplit(links.base)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"links.base: {links.base!r}: expected the public prefix of the short links, "
+            'an http(s) URL such as "https://s.example/"'
+        )
+    if not links.base.endswith("/"):
+        raise ConfigError(f"links.base: {links.base!r}: must end with / (the code follows it)")
+    if any(c.isspace() for c in links.base):
+        raise ConfigError(f"links.base: {links.base!r}: no spaces")
 
 
 def listen_address(text: str) -> tuple[str, int] | str:

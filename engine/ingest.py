@@ -18,16 +18,20 @@ from typing import Any
 import msgspec
 import phonenumbers
 
+from engine import links as shortlinks
 from engine.config import Config
 from engine.e164 import National, fast_e164
 from engine.routing import UNROUTED, route_for
 from engine.sched.schedule import Scheduler
 from engine.smpp import encoding
-from engine.store.records import MAX_ID_CHARS, NewMessage
+from engine.store.records import MAX_ID_CHARS, Link, NewMessage
 
 MAX_ERRORS = 1000
 BUILTIN_KINDS = ("marketing", "transactional")
-FIELDS = ("id", "to", "text", "from", "kind", "not_before", "expires")
+FIELDS = ("id", "to", "text", "from", "kind", "not_before", "expires", "track")
+TRACKED_KINDS = ("marketing",)  # whose URLs become short links unless "track": false
+_TRUE = {True: True, False: False, "true": True, "false": False, "1": True, "0": False,
+         "yes": True, "no": False}  # fmt: skip
 
 
 class IngestError(Exception):
@@ -67,6 +71,8 @@ class Validator:
         self.default_zone = 0  # messages whose zone fell back to [defaults] timezone
         self.window = window  # this batch's [windows.NAME] instead of each kind's
         self._send_windows = {op.name: op.send_windows for op in cfg.operators}
+        self.link_base = cfg.links.base
+        self.code_length = cfg.links.code_length
 
     def number(self, raw: Any) -> str:
         """E.164 with ``+``, or BadField. Plain international numbers take a fast path."""
@@ -110,18 +116,12 @@ class Validator:
         text = obj.get("text")
         if not isinstance(text, str) or not text:
             raise BadField("text", "expected a non-empty string")
-        try:
-            enc, parts = encoding.count_parts(text)
-        except encoding.EncodingError as exc:
-            raise BadField("text", str(exc)) from None
-        if parts > self.max_parts:
-            raise BadField(
-                "text", f"needs {parts} {enc.value} parts, the limit is {self.max_parts}"
-            )
-        sender = self.sender(obj.get("from", self.cfg.defaults.sender))
         kind = obj.get("kind") or self.default_kind
         if kind not in self.kinds:
             raise BadField("kind", f"{kind!r}: expected one of {', '.join(sorted(self.kinds))}")
+        text, links = self.tracked(text, kind, self._track(obj.get("track")))
+        parts = self.parts(text)
+        sender = self.sender(obj.get("from", self.cfg.defaults.sender))
         ext_id = obj.get("id", line or "")
         if not isinstance(ext_id, str | int) or isinstance(ext_id, bool):
             raise BadField("id", "expected a string or an integer")
@@ -142,7 +142,40 @@ class Validator:
             not_before=not_before,
             expires=expires,
             line=line,
+            links=links,
         )
+
+    def _track(self, raw: Any) -> bool | None:
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str | bool | int):
+            raise BadField("track", f"{raw!r}: expected true or false")
+        value = _TRUE.get(raw.strip().lower() if isinstance(raw, str) else raw)
+        if value is None:
+            raise BadField("track", f"{raw!r}: expected true or false")
+        if value and not self.link_base:
+            raise BadField("track", "true needs [links] base in engine.toml (the links' prefix)")
+        return value
+
+    def tracked(self, text: str, kind: str, track: bool | None = None) -> tuple[str, list[Link]]:
+        """(the text as sent, its links): with [links] base set, each URL of a marketing
+        message (or of any message with ``track`` true; none with ``track`` false)
+        becomes base + a random code."""
+        if not self.link_base or track is False or (track is None and kind not in TRACKED_KINDS):
+            return text, []
+        return shortlinks.track(text, self.link_base, self.code_length)
+
+    def parts(self, text: str) -> int:
+        """The text's parts as sent (BadField "text" past [defaults] max_parts)."""
+        try:
+            enc, parts = encoding.count_parts(text)
+        except encoding.EncodingError as exc:
+            raise BadField("text", str(exc)) from None
+        if parts > self.max_parts:
+            raise BadField(
+                "text", f"needs {parts} {enc.value} parts, the limit is {self.max_parts}"
+            )
+        return parts
 
     def new_message(
         self,
@@ -157,6 +190,7 @@ class Validator:
         not_before: float | None = None,
         expires: float | None = None,
         line: int = 0,
+        links: list[Link] | None = None,
     ) -> NewMessage:
         """A validated message, routed and timed: due at its window's next opening if closed.
 
@@ -181,6 +215,7 @@ class Validator:
             window=window,
             zone_default=zone_default,
             line=line,
+            links=links or [],
         )
 
     def route(self, to: str) -> str:

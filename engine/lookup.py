@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.config import seconds
 from engine.store import Message, Store
+from engine.store.records import Click, Engagement
 
 # a final state that came from a delivery receipt, and the receipt's stat for it
 RECEIPT_STAT = {
@@ -49,8 +50,11 @@ def iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
-def message_view(msg: Message) -> dict[str, Any]:
-    """Everything the store knows of one message, in the upstream's words."""
+def message_view(
+    msg: Message, engagement: tuple[Engagement, list[Click]] | None = None
+) -> dict[str, Any]:
+    """Everything the store knows of one message, in the upstream's words (with
+    ``engagement``, from :meth:`Store.engagement`: its links, clicks, replies)."""
     receipt = None
     if msg.state in RECEIPT_STAT or msg.err is not None:
         receipt = {
@@ -82,6 +86,18 @@ def message_view(msg: Message) -> dict[str, Any]:
         "due": iso(msg.due) if msg.state == "scheduled" else None,
         "not_before": iso(msg.not_before),
         "expires": iso(msg.expires),
+        "links": [{"code": link.code, "url": link.url} for link in msg.links],
+        **({} if engagement is None else _engagement(*engagement)),
+    }
+
+
+def _engagement(eng: Engagement, clicks: list[Click]) -> dict[str, Any]:
+    return {
+        "clicks": [{"at": iso(c.at), "agent": c.agent, "code": c.code} for c in clicks],
+        "click_count": eng.clicks,
+        "replies": eng.replies,
+        "last_reply": iso(eng.last_reply or None),
+        "opted_out": iso(eng.optout or None),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from engine.config import OperatorConfig, SourceRule
 from engine.smpp import encoding
+from engine.smpp.encode import encode_body
 from engine.smpp.pdu import SubmitSm
 
 DEFAULT_SOURCE_RULES = {
@@ -42,6 +43,7 @@ class SubmitBuilder:
             self._rules[rule.kind] = (rule.ton, rule.npi)
         self._bits = 16 if op.concatenation == "udh16" else 8
         self._registered = 1 if op.registered_delivery else 0
+        self._prefixes: dict[str, bytes] = {}  # sender -> service_type .. source_addr, encoded
 
     def source(self, sender: str) -> tuple[int, int, str]:
         ton, npi = self._rules[sender_kind(sender)]
@@ -52,16 +54,7 @@ class SubmitBuilder:
     ) -> list[SubmitSm]:
         """The parts of one message, in order; raises encoding.TextTooLong."""
         dest = to.removeprefix("+")
-        op = self._op
-        bits = self._bits
-        parts = encoding.split(
-            text,
-            override=op.data_coding,
-            method=op.concatenation,
-            max_parts=self._max_parts,
-            ref=lambda: self._refs.next(dest, bits=bits),
-            gsm_data_coding=op.gsm_data_coding,
-        )
+        parts = self._split(dest, text)
         src_ton, src_npi, src = self.source(sender)
         return [
             SubmitSm(
@@ -83,3 +76,64 @@ class SubmitBuilder:
             )
             for part in parts
         ]
+
+    def _split(self, dest: str, text: str) -> list[encoding.Part]:
+        op, bits = self._op, self._bits
+        return encoding.split(
+            text,
+            override=op.data_coding,
+            method=op.concatenation,
+            max_parts=self._max_parts,
+            ref=lambda: self._refs.next(dest, bits=bits),
+            gsm_data_coding=op.gsm_data_coding,
+        )
+
+    def bodies(
+        self, to: str, text: str, sender: str, *, validity_period: str = ""
+    ) -> tuple[bytes, ...]:
+        """The parts of one message as encoded submit_sm bodies (``Session.send_body``):
+        byte for byte what encoding :meth:`build`'s PDUs gives, without building them."""
+        dest = to.removeprefix("+")
+        if self._op.data_coding == "auto" and encoding.plain_gsm(text, single=True):
+            sms = [(text.encode("ascii"), 0, self._op.gsm_data_coding)]
+        else:
+            parts = self._split(dest, text)
+            if any(part.sar or part.message_payload is not None for part in parts):
+                return tuple(
+                    encode_body(pdu)
+                    for pdu in self.build(to, text, sender, validity_period=validity_period)
+                )
+            sms = [(part.short_message, part.esm_class, part.data_coding) for part in parts]
+        prefix = self._prefixes.get(sender) or self._prefix(sender)
+        if len(dest) > 20 or len(validity_period) not in (0, 16) or not dest.isascii():
+            return tuple(
+                encode_body(pdu)
+                for pdu in self.build(to, text, sender, validity_period=validity_period)
+            )
+        middle = b"\x01\x01" + dest.encode("ascii") + b"\0"
+        validity = validity_period.encode("ascii") + b"\0" if validity_period else b"\0"
+        reg = self._registered
+        return tuple(
+            b"".join(
+                (
+                    prefix,
+                    middle,
+                    bytes((esm, 0, 0, 0)),
+                    validity,
+                    bytes((reg, 0, dcs, 0, len(sm))),
+                    sm,
+                )
+            )
+            for sm, esm, dcs in sms
+        )
+
+    def _prefix(self, sender: str) -> bytes:
+        """service_type (empty), the source's TON, NPI and address, encoded: one per sender."""
+        ton, npi, src = self.source(sender)
+        raw = src.encode("latin-1")
+        if len(raw) > 20 or b"\0" in raw:
+            raise encoding.EncodingError(f"sender {sender!r}: longer than 20 octets")
+        prefix = b"\0" + bytes((ton, npi)) + raw + b"\0"
+        if len(self._prefixes) < 10_000:
+            self._prefixes[sender] = prefix
+        return prefix

@@ -9,7 +9,7 @@ what a crash left in flight.
 
 from __future__ import annotations
 
-from engine.config import Config
+from engine.config import Config, seconds
 from engine.sched.caps import Caps
 from engine.sched.prune import PrunePolicy
 from engine.store import Store, StoreError, StoreLock
@@ -17,7 +17,7 @@ from engine.store import Store, StoreError, StoreLock
 
 def open_store(cfg: Config, *, readonly: bool = False) -> Store:
     """The store of ``cfg``, without recovery: safe while an engine runs."""
-    return Store.open(
+    store = Store.open(
         cfg.resolve(cfg.store.path),
         readonly=readonly,
         on_crash_inflight=cfg.store.on_crash_inflight,
@@ -29,6 +29,8 @@ def open_store(cfg: Config, *, readonly: bool = False) -> Store:
         history_limit=cfg.prune.history,
         stop_exempt_kinds=frozenset({"transactional"} if cfg.stop.transactional_exempt else ()),
     )
+    store.reply_window = seconds(cfg.links.reply_window)
+    return store
 
 
 def take_store(cfg: Config, lock: StoreLock | None = None) -> tuple[Store, StoreLock, int]:

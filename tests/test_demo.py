@@ -14,3 +14,7 @@ def test_demo_sends_the_sample_campaign(tmp_path, capsys):
     assert "segmented dead:" in out and "listed, not sent" in out
     pruned = int(out.split("numbers pruned as dead by their receipts: ")[1].split()[0])
     assert pruned > 0
+    clicked = int(out.split("clicked ")[1].split()[0])
+    assert clicked > 10  # about one delivered message of the segments' in eight
+    report = out[out.index("The campaign report") :]
+    assert "campaign reactivation" in report and "clickers" in report and "sleep30" in report

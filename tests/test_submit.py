@@ -1,9 +1,15 @@
 """From a message to the submit_sm parts an operator wants."""
 
-import pytest
+import string
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import config
 from engine.config import OperatorConfig, SourceRule
-from engine.smpp import codec
+from engine.smpp import codec, encoding
+from engine.smpp.encode import encode_body
 from engine.smpp.encoding import TextTooLong
 from engine.submit import SubmitBuilder, sender_kind
 
@@ -58,3 +64,39 @@ def test_sar_and_payload_methods():
 def test_part_limit():
     with pytest.raises(TextTooLong):
         SubmitBuilder(OperatorConfig(name="a"), max_parts=2).build("+1", "x" * 400, "S")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(max_size=400) | st.text(alphabet=string.printable, max_size=400),
+    sender=st.sampled_from(["Shop", "+79161234567", "12345", "InfoBrand12"]),
+    validity=st.sampled_from(["", "000001000000000R"]),
+    concatenation=st.sampled_from(["udh8", "udh16", "sar", "payload"]),
+    data_coding=st.sampled_from(["auto", "ucs2"]),
+)
+def test_bodies_are_the_encoded_parts_byte_for_byte(
+    text, sender, validity, concatenation, data_coding
+):
+    """The fast body encoder against build() + the general encoder, on twin builders (each
+    keeps its own concatenation references)."""
+    op = config.parse(
+        f'[[operators]]\nname="a"\nconcatenation="{concatenation}"\n'
+        f'data_coding="{data_coding}"\n'.encode()
+    ).operators[0]
+    try:
+        expected = [
+            encode_body(pdu)
+            for pdu in SubmitBuilder(op, max_parts=255).build(
+                "+79161234567", text, sender, validity_period=validity
+            )
+        ]
+    except (encoding.TextTooLong, encoding.EncodingError) as exc:
+        with pytest.raises(type(exc)):
+            SubmitBuilder(op, max_parts=255).bodies(
+                "+79161234567", text, sender, validity_period=validity
+            )
+        return
+    got = SubmitBuilder(op, max_parts=255).bodies(
+        "+79161234567", text, sender, validity_period=validity
+    )
+    assert list(got) == expected

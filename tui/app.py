@@ -154,7 +154,8 @@ class VolleyApp(App):
                     raise ValueError
             except ValueError:
                 self.notify(
-                    f"{answer!r}: expected a number > 0 and at most {MAX_TPS:,.0f}", severity="error"
+                    f"{answer!r}: expected a number > 0 and at most {MAX_TPS:,.0f}",
+                    severity="error",
                 )
                 return
             self.send(p.SetTps(operator=op.name, tps=tps))

@@ -5,21 +5,26 @@ and expired receipts, like a real network, and some numbers that are dead),
 segments the bundled sample customer base (3,000 generated customers, no real
 data) with engine/data/reactivation.toml into one batch per segment, enqueues the
 sample campaign too, into an LMDB store in ./var/demo, starts the engine with
-its control socket, and opens the TUI on it; quitting the TUI stops the engine (gracefully)
-and the simulator, then prints the outcome. Without a terminal (or with
---no-tui) the engine runs until every message has its final receipt instead.
-Then it shows the protocol layer at work: each message's encoding, parts and
-first submit_sm bytes.
+its control socket, and `volley serve` with the short links (every URL of the
+campaign is a tracked link), and opens the TUI on it; while it runs, a few
+customers "click" their links through `volley serve` (clicks arrive in the
+Batches tab). Quitting the TUI stops the engine (gracefully), the server and the
+simulator, then prints the outcome. Without a terminal (or with --no-tui) the
+engine runs until every message has its final receipt, then the clicks come.
+It ends with the protocol layer at work (each message's encoding, parts and
+first submit_sm bytes) and the campaign report (`volley report`).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -51,7 +56,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+def _wait_port(
+    port: int, proc: subprocess.Popen, timeout: float = 15.0, what: str = "the simulator"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -59,7 +66,7 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"the simulator did not start on port {port}")
+    raise RuntimeError(f"{what} did not start on port {port}")
 
 
 def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
@@ -87,11 +94,13 @@ def main(args: argparse.Namespace) -> int:
     folder = Path(args.dir).resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    port = _free_port()
+    port, api_port, links_port = _free_port(), _free_port(), _free_port()
     cfg_path = folder / "engine.toml"
     cfg_path.write_text(
         '[store]\npath = "volley.lmdb"\n[control]\nsocket = "volley.sock"\n'
         "[prune]\nafter_failures = 1\n"
+        f'[http]\nlisten = "127.0.0.1:{api_port}"\n'
+        f'[links]\nbase = "http://127.0.0.1:{links_port}/"\nlisten = "127.0.0.1:{links_port}"\n'
         f'[[operators]]\nname = "demo"\nport = {port}\npassword = "secret"\n'
         f"tps = {args.tps}\nwindow = 10\n"
     )
@@ -105,6 +114,8 @@ def main(args: argparse.Namespace) -> int:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     engine: subprocess.Popen | None = None
+    serve: subprocess.Popen | None = None
+    clicker = _Clicker(cfg, links_port)
     log = open(folder / "engine.log", "w")  # noqa: SIM115
     try:
         _wait_port(port, smsc)
@@ -123,6 +134,9 @@ def main(args: argparse.Namespace) -> int:
                 console.print(f"[bold]segmented[/] {seg.batch}: {seg.enqueued.queued} messages")
             elif seg.action == "list":
                 console.print(f"[bold]segmented[/] {seg.name}: {seg.recipients} listed, not sent")
+        serve = _volley("serve", "--config", str(cfg_path), stderr=log)
+        _wait_port(links_port, serve, what="volley serve")
+        console.print(f"[bold]short links[/] served by volley serve on 127.0.0.1:{links_port}")
         t0 = time.monotonic()
         run_args = ["run", "--config", str(cfg_path), "--quiet"]
         engine = _volley(*run_args, *([] if tui else ["--until-drained"]), stderr=log)
@@ -130,7 +144,10 @@ def main(args: argparse.Namespace) -> int:
             from tui.app import VolleyApp
             from tui.source import ControlSource
 
+            clicking = threading.Thread(target=clicker.keep_clicking, daemon=True)
+            clicking.start()
             VolleyApp(ControlSource(cfg)).run()
+            clicker.stop.set()
             _stop(engine)
             console.print(f"[bold]stopped[/] after {time.monotonic() - t0:.1f} s")
         else:
@@ -140,19 +157,86 @@ def main(args: argparse.Namespace) -> int:
                 console.print(f"engine exited {code}: see {folder / 'engine.log'}")
                 return 1
             console.print(f"[bold]drained[/] in {time.monotonic() - t0:.1f} s")
+            clicker.click_round()
+        console.print(f"[bold]clicked[/] {clicker.clicks} short links through volley serve")
         store = open_store(cfg, readonly=True)
         _outcome(console, store, Table)
         store.close()
     finally:
+        clicker.stop.set()
         if engine is not None:
             _stop(engine)
+        if serve is not None:
+            _stop(serve)
         log.close()
         _stop(smsc)
         with smsc.stdout as out:
             counters = out.read().strip().splitlines()
     _protocol_table(console, lines, Table)
     console.print(f"simulator counters: {counters[-1] if counters else '{}'}")
+    _report(console, cfg)
     return 0
+
+
+class _Clicker:
+    """A few customers follow their short links (about one delivered message in eight),
+    through `volley serve`, as a phone's browser would: GET /<code>, 302."""
+
+    AGENT = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36"
+
+    def __init__(self, cfg, port: int) -> None:
+        self.cfg, self.port = cfg, port
+        self.stop = threading.Event()
+        self.done: set[int] = set()
+        self.clicks = 0
+
+    def keep_clicking(self) -> None:
+        while not self.stop.wait(1.0):
+            self.click_round(most=3)
+
+    def click_round(self, most: int = 1_000) -> None:
+        from engine.store import StoreError
+        from engine.wiring import open_store
+
+        try:
+            store = open_store(self.cfg, readonly=True)
+        except StoreError:
+            return
+        try:
+            due = [
+                m for m in store.messages()
+                if m.links and m.state == "delivered" and m.id not in self.done
+                and m.id * 2654435761 % 8 == 0
+            ]  # fmt: skip
+        finally:
+            store.close()
+        for msg in due[:most]:
+            self.done.add(msg.id)
+            if self._get(msg.links[0].code) == 302:
+                self.clicks += 1
+
+    def _get(self, code: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", f"/{code}", headers={"User-Agent": self.AGENT})
+            return conn.getresponse().status
+        except OSError:
+            return 0
+        finally:
+            conn.close()
+
+
+def _report(console, cfg) -> None:
+    from engine import report
+    from engine.wiring import open_store
+
+    store = open_store(cfg, readonly=True)
+    try:
+        result = report.build(cfg, store, campaign="reactivation")
+    finally:
+        store.close()
+    console.print("[bold]The campaign report[/] (volley report --campaign reactivation):")
+    print(report.render(result))  # as volley report prints it: wider than 80 columns
 
 
 def _dead_numbers(customers) -> list[str]:

@@ -8,6 +8,9 @@ number, and without --batch the batch id is the file's name and a hash of its
 content, so re-running the same file adds nothing, on any day. Bad input: exit 2
 with one line per bad line, FILE:LINE: FIELD: reason, and nothing enqueued.
 Safe while an engine runs: it never touches a message the engine holds.
+--campaign NAME makes the batch a step of that campaign (--step names it; default
+the batch id): its numbers are remembered for replies, reports and segments.
+With [links] base set, the URLs of marketing messages become tracked short links.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         default="",
         help="send this batch in [windows.NAME] instead of each message kind's window",
+    )
+    parser.add_argument(
+        "--campaign", metavar="NAME", default="", help="the campaign it is a step of"
+    )
+    parser.add_argument(
+        "--step", metavar="NAME", default="", help="the step's name (default: the batch id)"
     )
     parser.add_argument(
         "--drop-dead",
@@ -88,6 +97,8 @@ def main(args: argparse.Namespace) -> int:
                 now=time.time(),
                 progress=advance,
                 drop_dead=args.drop_dead,
+                campaign=args.campaign,
+                segment=(args.step or batch) if args.campaign else "",
             )
     except ingest.IngestError as exc:
         for line in exc.lines:

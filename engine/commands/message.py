@@ -32,12 +32,13 @@ def main(args: argparse.Namespace) -> int:
         return 1
     try:
         msg = store.find(args.batch, args.id)
+        engagement = None if msg is None else store.engagement(msg.id)
     finally:
         store.close()
     if msg is None:
         print(f"volley message: no message {args.id!r} in batch {args.batch!r}", file=sys.stderr)
         return 1
-    view = message_view(msg)
+    view = message_view(msg, engagement)
     if args.json:
         print(json.dumps(view, ensure_ascii=False))
         return 0
@@ -68,9 +69,21 @@ def _print(view: dict) -> None:
         ("not before", view["not_before"] or "-"),
         ("expires", view["expires"] or "-"),
         ("text", view["text"]),
+        *[("link", f"{link['code']} -> {link['url']}") for link in view["links"]],
+        ("clicks", _clicks(view)),
+        ("replies", view["replies"] or "-"),
+        ("opted out", view["opted_out"] or "-"),
     ]
     for label, value in rows:
         print(f"{label:<14}{value}")
+
+
+def _clicks(view: dict) -> str:
+    clicks = view["clicks"]
+    if not clicks:
+        return "-"
+    first, last = clicks[0]["at"], clicks[-1]["at"]
+    return f"{view['click_count']} (first {first}, last {last})"
 
 
 def _part_states(states: list[str]) -> str:

@@ -87,6 +87,7 @@ def mo_rows(store: Any) -> list[dict[str, Any]]:
             "text": mo.text,
             "stopped": mo.stopped,
             "stop_rule": mo.stop_rule,
+            "batch": mo.batch,  # the campaign step it answers ("": none)
         }
         for mo in store.list_mo()
     ]

@@ -119,6 +119,10 @@ def main(args: argparse.Namespace) -> int:
                     code = 1
                 nursery.cancel_scope.cancel()
 
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     try:
         trio.run(amain)
     finally:

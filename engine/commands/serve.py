@@ -1,4 +1,5 @@
-"""The HTTP side: the API and /metrics on [http] listen, its own long-running process.
+"""The HTTP side: the API and /metrics on [http] listen, the short links' redirects on
+[links] listen (when [links] base is set), its own long-running process.
 
 Works whether or not an engine runs: it reads and writes the store (enqueue
 as `volley enqueue` does; it never changes a message an engine holds) and
@@ -7,15 +8,21 @@ takes live figures from the engine's control socket. Every request needs
 [http] token_env; with no token set it listens only on a loopback address or a
 Unix socket (anything else: exit 2). SIGINT/SIGTERM: stop accepting, let the
 requests under way finish ([http] graceful_timeout), exit 0; a second signal
-stops at once (a load cut short enqueues nothing).
+stops at once (a load cut short enqueues nothing). The links listener is public
+and unauthenticated: GET /<code> answers 302 to the link's URL and records the
+click (HEAD and link-preview robots are redirected without one), anything else 404.
+With [links] processes = N, N processes answer the links on one listening socket
+(this one and N - 1 workers it starts and stops; each its own store handle).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 
 log = logging.getLogger("volley.http")
@@ -23,7 +30,11 @@ log = logging.getLogger("volley.http")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", metavar="ADDR", help="override [http] listen (host:port)")
+    parser.add_argument(
+        "--links-listen", metavar="ADDR", help="override [links] listen (host:port)"
+    )
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    parser.add_argument("--links-fd", type=int, help=argparse.SUPPRESS)  # a links worker
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,6 +44,7 @@ def main(args: argparse.Namespace) -> int:
     from engine import config, logs
     from engine.cli import UsageError
     from engine.http.api import Api
+    from engine.http.links import Links
     from engine.http.server import Listener, is_local
     from engine.store import StoreError
     from engine.wiring import open_store
@@ -46,6 +58,16 @@ def main(args: argparse.Namespace) -> int:
         cfg = msgspec.structs.replace(
             cfg, http=msgspec.structs.replace(cfg.http, listen=args.listen)
         )
+    if args.links_listen:
+        try:
+            config.listen_address(args.links_listen)
+        except ValueError as exc:
+            raise UsageError(f"--links-listen: {exc}") from None
+        cfg = msgspec.structs.replace(
+            cfg, links=msgspec.structs.replace(cfg.links, listen=args.links_listen)
+        )
+    if args.links_fd is not None:
+        return _links_worker(cfg, args)
     logs.setup(cfg, as_json=args.log_json)
     token = os.environ.get(cfg.http.token_env, "").strip() or None
     listen = cfg.http.listen
@@ -64,9 +86,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"volley serve: {exc}", file=sys.stderr)
         return 1
     api = Api(cfg, store, token=token, control=cfg.resolve(cfg.control.socket))
+    listeners = [Listener("api", api, listen)]
     graceful = config.seconds(cfg.http.graceful_timeout)
+    workers: list[subprocess.Popen] = []
     try:
-        return trio.run(_serve, [Listener("api", api, listen)], graceful)
+        if cfg.links.base:
+            address, workers = _links_listener(cfg, args)
+            listeners.append(Listener("links", Links(store), address))
+            listen += f" or {cfg.links.listen}"
+        return trio.run(_serve, listeners, graceful)
     except (OSError, BaseExceptionGroup) as exc:
         error = _os_error(exc)
         if error is None:
@@ -75,6 +103,78 @@ def main(args: argparse.Namespace) -> int:
             f"volley serve: cannot listen on {listen}: {error.strerror or error}", file=sys.stderr
         )
         return 1
+    finally:
+        _stop_workers(workers, graceful)
+        store.close()
+
+
+def _links_listener(cfg, args: argparse.Namespace) -> tuple[str, list[subprocess.Popen]]:
+    """The links listener's address; with [links] processes > 1, a socket bound here
+    (fd://N) that N - 1 worker processes answer on too."""
+    if cfg.links.processes == 1:
+        return cfg.links.listen, []
+    from engine.http.server import hypercorn_config
+
+    hc = hypercorn_config(cfg.links.listen, 0.0)
+    (sock,) = hc.create_sockets().insecure_sockets  # OSError: cannot listen
+    sock.listen(hc.backlog)
+    fd = sock.detach()  # hypercorn's fd:// socket owns it from here (and closes it)
+    command = [sys.executable, "-m", "engine", "serve", "--config", args.config,
+               "--links-fd", str(fd), *(["--log-json"] if args.log_json else [])]  # fmt: skip
+    if args.links_listen:
+        command += ["--links-listen", args.links_listen]
+    workers = [
+        subprocess.Popen(
+            command,
+            pass_fds=(fd,),
+            env={**os.environ, "VOLLEY_LINKS_WORKER": str(i)},
+            preexec_fn=_die_with_parent,
+        )
+        for i in range(1, cfg.links.processes)
+    ]
+    log.info("links answered by %d processes", cfg.links.processes)
+    return f"fd://{fd}", workers
+
+
+def _die_with_parent() -> None:
+    """In a worker, before exec: SIGTERM when `volley serve` goes (even killed)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop_workers(workers: list[subprocess.Popen], graceful: float) -> None:
+    """Workers stop on the signal their group got; those that did not get one are sent it."""
+    for proc in workers:
+        try:
+            proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+    for proc in workers:
+        try:
+            proc.wait(graceful + 5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _links_worker(cfg, args: argparse.Namespace) -> int:
+    """A links worker: the links listener alone, on the socket its parent bound."""
+    import trio
+
+    from engine import config, logs
+    from engine.http.links import Links
+    from engine.http.server import Listener
+    from engine.wiring import open_store
+
+    tag = "links" + os.environ.get("VOLLEY_LINKS_WORKER", "")
+    logs.setup(cfg, as_json=args.log_json, tag=tag)
+    store = open_store(cfg)
+    try:
+        graceful = config.seconds(cfg.http.graceful_timeout)
+        listener = Listener("links", Links(store), f"fd://{args.links_fd}")
+        return trio.run(_serve, [listener], graceful)
     finally:
         store.close()
 

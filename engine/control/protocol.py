@@ -145,6 +145,8 @@ class Snapshot(Base):
     unmatched: int = 0
     default_zone: int = 0  # messages not yet sent timed in [defaults] timezone
     unroutable: int = 0  # messages waiting that no operator of the running config routes
+    # batch -> {"clicks", "clickers", "replies", "optouts"}: what came back (from the store)
+    engagement: dict[str, dict[str, int]] = {}
 
 
 class Ok(Base):

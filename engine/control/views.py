@@ -59,6 +59,16 @@ class StoreView:
             "stopped": stopped,
             "prunes": self._prunes,
             "scheduled_by_hour": self._hours,
+            "engagement": {
+                batch: {
+                    "clicks": st.clicks,
+                    "clickers": st.clickers,
+                    "replies": st.replies,
+                    "optouts": st.optouts,
+                }
+                for batch, st in store.step_stats().items()
+                if batch in counts.batches
+            },
         }
 
 

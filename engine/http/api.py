@@ -150,11 +150,15 @@ class Api:
         query = request.query()
         validator = self._validator(query)
         drop_dead = _flag(query, "drop_dead")
+        campaign = query.get("campaign", "")
+        step = (query.get("step") or batch) if campaign else ""
         if batch in self._loading:
             raise HttpError(409, f"batch {batch!r} is being loaded by another request; retry")
         self._loading.add(batch)
         try:
-            result, error = await self._load(request, batch, fmt, validator, drop_dead)
+            result, error = await self._load(
+                request, batch, fmt, validator, drop_dead, (campaign, step)
+            )
         finally:
             self._loading.discard(batch)
         if error is not None:
@@ -192,6 +196,7 @@ class Api:
         fmt: str,
         validator: ingest.Validator,
         drop_dead: bool,
+        step: tuple[str, str] = ("", ""),
     ) -> tuple[EnqueueResult | None, BaseException | None]:
         """Stream the body into the store on a worker thread; (result, None) or (None, error)."""
         chunks_in, chunks = body.channel()
@@ -202,7 +207,12 @@ class Api:
             messages = ingest.messages(lines, BODY_NAME, validator, fmt=fmt)
             try:
                 return self.store.enqueue(
-                    batch, messages, now=time.time(), drop_dead=drop_dead
+                    batch,
+                    messages,
+                    now=time.time(),
+                    drop_dead=drop_dead,
+                    campaign=step[0],
+                    segment=step[1],
                 ), None
             except Exception as exc:
                 return None, exc
@@ -231,7 +241,8 @@ class Api:
         if msg is None:
             await trio.to_thread.run_sync(self._batch_counts, batch)  # 404 naming the batch
             raise HttpError(404, f"no message {id!r} in batch {batch!r}")
-        await request.json(200, message_view(msg))
+        engagement = await trio.to_thread.run_sync(self.store.engagement, msg.id)
+        await request.json(200, message_view(msg, engagement))
 
     async def messages(self, request: Request, context: dict[str, Any], batch: str) -> None:
         query = request.query()
@@ -360,7 +371,8 @@ def _load_error(error: BaseException) -> HttpError:
     if isinstance(error, body.BodyAborted):
         return HttpError(400, str(error))
     if isinstance(error, StoreError):
-        return HttpError(409 if "being loaded" in str(error) else 503, str(error))
+        conflict = "being loaded" in str(error) or "campaign" in str(error)
+        return HttpError(409 if conflict else 503, str(error))
     return HttpError(500, f"the load failed: {error!r}")
 
 

@@ -87,6 +87,34 @@ _MESSAGE = {
         "due": {"type": ["string", "null"], "format": "date-time"},
         "not_before": {"type": ["string", "null"], "format": "date-time"},
         "expires": {"type": ["string", "null"], "format": "date-time"},
+        "links": {
+            "type": "array",
+            "description": "its tracked short links: [links] base + code stands for url",
+            "items": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "url": {"type": "string"}},
+            },
+        },
+        "clicks": {
+            "type": "array",
+            "description": "its clicks, oldest first (the first 100)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "agent": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+        "click_count": {"type": "integer"},
+        "replies": {"type": "integer", "description": "inbound SMS attributed to it"},
+        "last_reply": {"type": ["string", "null"], "format": "date-time"},
+        "opted_out": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "when its recipient opted out in answer to it",
+        },
     },
 }
 
@@ -116,6 +144,18 @@ SPEC: dict[str, Any] = {
                     {"name": "kind", "in": "query", "schema": {"type": "string"}},
                     {"name": "window", "in": "query", "schema": {"type": "string"}},
                     {"name": "drop_dead", "in": "query", "schema": {"type": "boolean"}},
+                    {
+                        "name": "campaign",
+                        "in": "query",
+                        "description": "the campaign this batch is a step of",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "step",
+                        "in": "query",
+                        "description": "the step's name in its campaign (default: the batch id)",
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "requestBody": {
                     "required": True,

@@ -26,7 +26,7 @@ import trio
 
 from engine.config import OperatorConfig, seconds
 from engine.net.connection import Connection, Ended, describe
-from engine.net.jobs import Job, Outcome, Report, StateChanged
+from engine.net.jobs import Job, JobQueue, Outcome, Report, StateChanged
 from engine.sched.pacing import Pacer
 from engine.smpp import constants as c
 
@@ -70,7 +70,7 @@ class Bind:
         op: OperatorConfig,
         index: int,
         *,
-        jobs: trio.MemoryReceiveChannel[Job] | None,
+        jobs: JobQueue | None,
         outcomes: trio.MemorySendChannel[Report],
         pacer: Pacer,
         mode: str | None = None,
@@ -102,11 +102,18 @@ class Bind:
         self._stopping = False
         self._wake = trio.Event()  # a stop, or a reconnect request
         self._revived = False
+        self.ended = trio.Event()  # run() has returned: stopped for good
 
     # -- lifecycle -------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Bind] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
+        try:
+            await self._keep_connected()
+        finally:
+            self.ended.set()
+
+    async def _keep_connected(self) -> None:
         attempt = 0
         while not self._stopping:
             self._revived = False

@@ -340,59 +340,66 @@ class Connection:
     # -- sending ---------------------------------------------------------------
 
     async def _sender(self) -> None:
-        """Keep the window full at the operator's pace; a stop lets the current job finish."""
+        """Keep the window full at the operator's pace, taking jobs in batches; a stop lets the
+        job being sent finish (the others taken come back as Unsent when the connection ends)."""
         try:
             while not self._stop_asked:
-                job = await self._next_job()
-                if job is None:
+                jobs = await self._next_jobs()
+                if not jobs:
                     return
-                await self._send(job)
+                for job in jobs:
+                    if self._stop_asked:
+                        break
+                    await self._send(job)
+                self.stats.window_used = len(self._inflight)
         finally:
             self._sender_done.set()
 
-    async def _next_job(self) -> Job | None:
+    async def _next_jobs(self) -> list[Job]:
+        """As many jobs as the window has room for, waiting for one if none is there."""
         bind = self.bind
-        jobs = bind.jobs
-        assert jobs is not None  # a receiver bind runs no sender
+        queue = bind.jobs
+        assert queue is not None  # a receiver bind runs no sender
         while bind.paused and not self._stop_asked:
             await self._flush()
             with trio.CancelScope() as self._idle:
                 await bind.resumed.wait()
             self._idle = None
         if self._stop_asked:
-            return None
-        try:
-            return jobs.receive_nowait()
-        except trio.WouldBlock:
-            pass
-        except trio.EndOfChannel:
-            return None
-        await self._flush()
-        with trio.CancelScope() as self._idle:
-            try:
-                return await jobs.receive()
-            except trio.EndOfChannel:
-                return None
-            finally:
-                self._idle = None
-        return None  # stop() cancelled the wait: the job, if any, stays in the channel
+            return []
+        room = max(1, self.session.window_free)
+        jobs = queue.take(room)
+        if not jobs:
+            await self._flush()
+            with trio.CancelScope() as self._idle:
+                await queue.wait()
+            self._idle = None
+            jobs = [] if self._stop_asked else queue.take(room)
+        progress = self._progress
+        for job in jobs:
+            progress[job.msg_id] = _Progress(job)
+        return jobs
 
     async def _send(self, job: Job) -> None:
-        progress = _Progress(job)
-        self._progress[job.msg_id] = progress
-        for i, part in enumerate(job.parts):
-            if i == 0 and (reason := self.bind.vetoed(job)):
+        progress = self._progress[job.msg_id]
+        bind, session, pacer = self.bind, self.session, self.bind.pacer
+        if reason := bind.vetoed(job):
+            await self._veto(progress, reason)
+            return
+        for i, body in enumerate(job.parts):
+            waited = False
+            if session.window_free <= 0:
+                await self._wait_window()
+                waited = True
+            if not pacer.grant(trio.current_time(), 1):
+                await self._wait_pace()
+                waited = True
+            if i == 0 and waited and (reason := bind.vetoed(job)):  # again, after waiting
                 await self._veto(progress, reason)
                 return
-            await self._wait_window()
-            await self._wait_pace()
-            if i == 0 and (reason := self.bind.vetoed(job)):  # again, after waiting
-                await self._veto(progress, reason)
-                return
-            sent = self.session.send(part)
-            self._inflight[sent.sequence] = _Part(progress, i)
-            self._unwritten.append(sent.sequence)
-        self.stats.window_used = len(self._inflight)
+            seq = session.send_body(c.SUBMIT_SM, body)
+            self._inflight[seq] = _Part(progress, i)
+            self._unwritten.append(seq)
 
     async def _veto(self, progress: _Progress, reason: str) -> None:
         del self._progress[progress.job.msg_id]
@@ -409,13 +416,10 @@ class Connection:
     async def _wait_pace(self) -> None:
         pacer = self.bind.pacer
         while True:
-            now = trio.current_time()
-            t = pacer.next_time(now)
-            if t <= now:
-                pacer.take(now)
-                return
             await self._flush()
-            await trio.sleep_until(t)
+            await trio.sleep_until(pacer.next_time(trio.current_time()))
+            if pacer.grant(trio.current_time(), 1):
+                return
 
     async def _flush(self) -> None:
         """Write what the session has queued, whole: a stop or a reset never cuts a PDU.
@@ -496,7 +500,7 @@ class Connection:
         """
         if self.closed:
             return False
-        self.session.respond(inbound.pdu, status)
+        self.session.acknowledge(inbound.pdu, status)
         return True
 
     async def flush(self) -> None:

@@ -7,18 +7,20 @@ goes out in a new outcome.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import msgspec
+import trio
 
-from engine.smpp.pdu import DataSm, DeliverSm, SubmitSm
+from engine.smpp.pdu import DataSm, DeliverSm
 
 
 class Job(msgspec.Struct, frozen=True, gc=False):
-    """A message handed to an operator: its parts, ready to send."""
+    """A message handed to an operator: its parts, encoded submit_sm bodies ready to send."""
 
     msg_id: int
-    parts: tuple[SubmitSm, ...]
+    parts: tuple[bytes, ...]
     attempts: int = 0
     to: str = ""
     kind: str = ""
@@ -90,3 +92,59 @@ class StateChanged(msgspec.Struct, frozen=True):
 Outcome = Submitted | Lost | Unsent | Vetoed | Inbound | StateChanged
 # What a bind puts on the outcome channel: one outcome, or all that one read produced.
 Report = Outcome | list[Outcome]
+
+
+class JobQueue:
+    """An operator's jobs waiting for a bind: a bounded deque its binds take from in batches.
+
+    The dispatcher puts what one claim produced in one call; a connection takes as
+    many as its window allows in one call. Nothing here blocks: :meth:`wait` is
+    how a bind waits for work.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._jobs: deque[Job] = deque()
+        self._ready = trio.Event()
+        self._taken = trio.Event()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def free(self) -> int:
+        return self.capacity - len(self._jobs)
+
+    def put(self, jobs: list[Job]) -> None:
+        if jobs:
+            self._jobs.extend(jobs)
+            self._ready.set()
+
+    def take(self, n: int) -> list[Job]:
+        """Up to ``n`` jobs, oldest first, without waiting."""
+        jobs = self._jobs
+        if n >= len(jobs):
+            taken = list(jobs)
+            jobs.clear()
+        else:
+            taken = [jobs.popleft() for _ in range(n)]
+        if taken:
+            self._taken.set()
+        return taken
+
+    async def wait_room(self, room: int) -> None:
+        """Until at least ``room`` places are free."""
+        while self.free() < room:
+            if self._taken.is_set():
+                self._taken = trio.Event()
+            await self._taken.wait()
+
+    async def wait(self) -> None:
+        """Until a job is there (return at once if one is)."""
+        while not self._jobs:
+            if self._ready.is_set():
+                self._ready = trio.Event()
+            await self._ready.wait()
+
+    def drain(self) -> list[Job]:
+        """Everything waiting: to give back to the queue (a stop, a pause)."""
+        return self.take(len(self._jobs))

@@ -58,18 +58,20 @@ class Pacer:
         self._last_recover = -math.inf
         self.throttles = 0
         self.target = self.rate = 0.0
+        self._cap = 1
         self._interval = math.inf
         self.set_tps(tps)
 
     @property
     def cap(self) -> int:
         """The most submits any one-second window may see."""
-        return max(1, math.floor(self.target))
+        return self._cap
 
     def set_tps(self, tps: float) -> None:
         """Change the contracted rate (live from the TUI): checked first, then all at once."""
         target = check_tps(tps)
         self.target = self.rate = target
+        self._cap = max(1, math.floor(target))
         self._interval = self._interval_for(target)
 
     def _interval_for(self, rate: float) -> float:
@@ -79,6 +81,18 @@ class Pacer:
         """The earliest time at which ``n`` more submits may go (``<= now`` means now)."""
         self._recover(now)
         return self._tat + (min(n, self.cap) - 1) * self._interval - self._tolerance
+
+    def grant(self, now: float, n: int = 1) -> int:
+        """Take as many of ``n`` submits as may go at ``now`` (0: wait for :meth:`next_time`)."""
+        self._recover(now)
+        tat = max(self._tat, now)
+        # (the epsilon: a wake-up at exactly next_time() must find room, whatever the rounding)
+        room = math.floor((now + self._tolerance - tat) / self._interval + 1e-9) + 1
+        if room <= 0:
+            return 0
+        granted = min(n, room, self._cap)
+        self._tat = tat + granted * self._interval
+        return granted
 
     def take(self, now: float, n: int = 1) -> int:
         """Record ``n`` submits sent at ``now`` (after :meth:`next_time` allowed them)."""

@@ -7,11 +7,16 @@ checks consent, classifies the row into the first segment whose condition
 holds, screens it against the store (stop list, dead numbers, frequency caps),
 and renders and spools its message to a temporary file per segment, timed
 (the segment's ``not_before``/``expires``, its send window) and priced
-(``[[operators]] price_per_part``). Nothing is enqueued until the whole file
-has been read without a segment error; then each segment's spool goes to
-``Store.enqueue`` as its own batch (idempotent on the customer's id, so a
-re-run the same day adds nothing). Memory holds one chunk of rows and one int
-per distinct phone. A base read from a pipe is copied to a temporary file.
+(``[[operators]] price_per_part``). Before a chunk is classified, each
+customer's memory values (what the campaign's earlier runs did with their
+number, engine/segment/memory.py) are read from the store; a segment that may
+not repeat excludes whoever it already sent to (``already_sent``). URLs become
+tracked short links ([links]); parts are counted as sent. Nothing is enqueued
+until the whole file has been read without a segment error; then each
+segment's spool goes to ``Store.enqueue`` as its own batch, the campaign's step
+(idempotent on the customer's id: a re-run the same day adds nothing), and the
+numbers of ``suppress`` list segments are stop-listed. Memory holds one chunk
+of rows and one int per distinct phone (engine/segment/spool.py: the files).
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import contextlib
 import csv
 import io
 import os
-import shutil
 import tempfile
 import time
 from collections import Counter
@@ -33,13 +37,16 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from engine import ingest
+from engine import links as shortlinks
 from engine.config import Config
 from engine.sched.caps import Caps
 from engine.sched.schedule import Scheduler
 from engine.segment import limits
 from engine.segment.customers import BadRow, Customer, Reader, rows
 from engine.segment.duplicates import Duplicates, standing
+from engine.segment.memory import Recall
 from engine.segment.rules import CompiledSegment, Rules, RulesError
+from engine.segment.spool import rewindable, spooled
 from engine.smpp import encoding
 from engine.store import MAX_ID_CHARS, EnqueueResult, NewMessage, Store, StoreError
 from engine.store.store import check_batch_id
@@ -66,6 +73,7 @@ class SegmentResult(msgspec.Struct):
     later: int = 0  # messages that wait for their send window (or not_before)
     cost: float = 0.0  # parts x the route's [[operators]] price_per_part
     unpriced_parts: int = 0  # parts on routes without a price
+    suppressed: int = 0  # a suppress list segment's numbers stop-listed by this run
 
     @property
     def total_parts(self) -> int:
@@ -99,6 +107,7 @@ class _Segment:
         self.excluded: Counter[str] = Counter()
         self.spool = spool
         self.pending: list[Customer] = []  # matched in this chunk, not yet screened
+        self.suppress: list[str] = []  # a suppress list segment's numbers
 
 
 class Job:
@@ -136,6 +145,8 @@ class Job:
         self._bad: list[str] = []
         self._lost: list[str] = []
         self._parts: dict[str, tuple[encoding.Encoding, int]] = {}
+        names = [seg.name for seg in rules.segments]
+        self.recall = Recall(store, rules.campaign.name, names, as_of, self.zone, rules.remembers)
 
     def _check(self, rules: Rules) -> None:
         caps = Caps(self.cfg)
@@ -168,7 +179,7 @@ class Job:
             tempfile.TemporaryDirectory(prefix="volley-segment-") as tmp,
             contextlib.ExitStack() as closing,
         ):
-            stream = _rewindable(stream, Path(tmp), closing)
+            stream = rewindable(stream, Path(tmp), closing)
             header, numbered = rows(stream, source)
             reader = Reader(self.rules.columns, header, self.as_of, source)
             try:
@@ -261,25 +272,38 @@ class Job:
         source: str,
         report: Report,
     ) -> None:
+        customers = []
         for line, cells in chunk:
             report.customers += 1
             customer = self._customer(reader, line, cells, source)
-            if customer is None:
-                continue
+            if customer is not None:
+                customers.append((customer, cells))
+        self.recall.fill([customer for customer, _ in customers])
+        for customer, cells in customers:
             for s in segments:
                 if s.seg.test(customer.values):
-                    if s.seg.action == "list":
-                        s.result.recipients += 1
-                        if removal:
-                            removal[1].writerow([s.seg.name, line, *cells])
-                    else:
-                        s.pending.append(customer)
+                    self._matched(s, customer, cells, removal)
                     break
             else:
                 report.not_targeted += 1
         for s in segments:
             if s.pending:
                 self._screen_and_spool(s)
+
+    def _matched(
+        self, s: _Segment, customer: Customer, cells: list[str], removal: tuple[IO[str], Any] | None
+    ) -> None:
+        seg = s.seg
+        if seg.action == "list":
+            s.result.recipients += 1
+            if removal:
+                removal[1].writerow([seg.name, customer.line, *cells])
+            if seg.suppress:
+                s.suppress.append(customer.phone)
+        elif not seg.repeat and customer.values.get(f"sent_{seg.name}"):
+            s.excluded["already_sent"] += 1  # an earlier run of this segment sent to them
+        else:
+            s.pending.append(customer)
 
     def _customer(
         self, reader: Reader, line: int, cells: list[str], source: str
@@ -366,11 +390,13 @@ class Job:
         return variant.template.format_map(values)
 
     def _message(self, s: _Segment, customer: Customer, text: str) -> NewMessage | None:
-        """Count the text's parts (a segment error past the limit); the message to spool."""
+        """Count the text's parts as sent (a segment error past the limit); the message
+        to spool. Its URLs become tracked short links ([links] base)."""
         phone = customer.phone
         seg, result = s.seg, s.result
+        text, links = self.validator.tracked(text, seg.kind, seg.track)
         try:
-            enc, parts = self._count_parts(text)
+            enc, parts = self._count_parts(shortlinks.shape(text, links))
         except encoding.EncodingError as exc:
             result.error = result.error or f"line {customer.line}: {exc}"
             return None
@@ -401,6 +427,7 @@ class Job:
             line=customer.line,
             not_before=not_before,
             expires=expires,
+            links=links,
         )
         if expires is not None and (message.due or self.now) >= expires:
             s.excluded["expires_before_window"] += 1  # it could only be skipped, expired
@@ -419,8 +446,17 @@ class Job:
             result.samples.append(f"{phone}: {text}")
         return message if s.spool is not None else None
 
+    def _suppress(self, s: _Segment, campaign: str) -> None:
+        """Stop-list an end-of-flow segment's numbers (those stop-listed already keep
+        their reason, an opt-out's for one)."""
+        assert self.store is not None
+        why = self.store.screen(s.suppress, "marketing", self.now)
+        numbers = [n for n, reason in zip(s.suppress, why, strict=True) if reason != "stopped"]
+        reason = f"campaign {campaign}: end of the flow (segment {s.seg.name})"
+        s.result.suppressed = self.store.stop(numbers, reason, self.now)
+
     def _count_parts(self, text: str) -> tuple[encoding.Encoding, int]:
-        """Cached: texts repeat (a template with a few names)."""
+        """Cached: texts repeat (a template with a few names; codes as zeros)."""
         hit = self._parts.get(text)
         if hit is None:
             hit = encoding.count_parts(text)
@@ -445,33 +481,20 @@ class Job:
                     missing_ok=True
                 )
             return
+        campaign = self.rules.campaign.name
         for s in segments:
             if s.seg.action == "send" and s.result.recipients:
                 s.result.enqueued = self.store.enqueue(
-                    s.result.batch, _spooled(tmp / f"{s.seg.name}.spool"), now=self.now
+                    s.result.batch,
+                    spooled(tmp / f"{s.seg.name}.spool"),
+                    now=self.now,
+                    campaign=campaign,
+                    segment=s.seg.name,
                 )
+            if s.suppress:
+                self._suppress(s, campaign)
         if self.removal_path is not None:
             part = self.removal_path.with_name(self.removal_path.name + ".part")
             if part.exists():
                 os.replace(part, self.removal_path)
                 report.removal_list = str(self.removal_path)
-
-
-def _rewindable(stream: io.TextIOBase, tmp: Path, closing: contextlib.ExitStack) -> io.TextIOBase:
-    """The stream if it can be read twice, else a copy of it in ``tmp``."""
-    try:
-        if stream.seekable():
-            return stream
-    except (AttributeError, ValueError, OSError):
-        pass
-    copy = tmp / "customers.csv"
-    with open(copy, "w", encoding="utf-8", newline="") as out:
-        shutil.copyfileobj(stream, out)
-    return closing.enter_context(open(copy, encoding="utf-8", newline=""))
-
-
-def _spooled(path: Path) -> Iterator[NewMessage]:
-    decoder = msgspec.msgpack.Decoder(list[NewMessage])
-    with open(path, "rb") as f:
-        while header := f.read(4):
-            yield from decoder.decode(f.read(int.from_bytes(header, "big")))

@@ -46,7 +46,8 @@ def render(report: Report, dry_run: bool) -> str:
 
 def _segment(seg: SegmentResult, dry_run: bool, report: Report) -> list[str]:
     if seg.action == "list":
-        return [f"segment {seg.name}: {seg.recipients:,} listed for removal (not messaged)"]
+        line = f"segment {seg.name}: {seg.recipients:,} listed for removal (not messaged)"
+        return [line + (f", {seg.suppressed:,} stop-listed" if seg.suppressed else "")]
     lines = [
         f"segment {seg.name} -> batch {seg.batch}",
         f"  recipients: {seg.recipients:,}",

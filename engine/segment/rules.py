@@ -17,6 +17,13 @@ that leaves it out is refused, so nobody is messaged without consent by
 omission. A segment's (or the campaign's) ``not_before`` and ``expires`` are
 ISO 8601 times with an offset, or relative to the run: ``"+3d"``, ``"+12h"``,
 ``"+30m"``.
+
+Segments remember (engine/segment/memory.py): for every segment ``S`` of the
+file, conditions may test what the campaign's earlier runs did with the
+customer's number: ``sent_S``, ``delivered_S``, ``clicked_S``, ``replied_S``
+(true/false) and ``days_since_sent_S``. A segment never sends twice to the same
+number (``repeat = false`` by default: counted as ``already_sent``); a list
+segment with ``suppress = true`` also stop-lists its numbers (end of the flow).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from engine.config import ConfigError, Duration, decode_toml, seconds
+from engine.segment.memory import memory_names, remembers
 
 # Values a condition may test, besides the mapped columns.
 DERIVED = (
@@ -99,6 +107,9 @@ class Segment(Base):
     link: str = ""
     not_before: str = ""  # ISO 8601 with an offset, or "+3d" / "+12h" / "+30m" from the run
     expires: str = ""  # the same; past it the message is not sent (skipped, "expired")
+    repeat: bool = False  # may send again to a number an earlier run of it sent to
+    suppress: bool = False  # a list segment: also stop-list its numbers (end of the flow)
+    track: bool | None = None  # short links for its URLs (default: for marketing messages)
 
 
 class Campaign(Base):
@@ -141,6 +152,9 @@ class CompiledSegment(msgspec.Struct, frozen=True):
     no_name: dict[str, Variant] = {}  # language -> text for customers without a name
     not_before: str = ""
     expires: str = ""
+    repeat: bool = False
+    suppress: bool = False
+    track: bool | None = None
 
     def variant(self, language: str, named: bool = True) -> Variant:
         """The text in ``language`` if the segment has one, else the default's; for a
@@ -160,6 +174,7 @@ class Rules(msgspec.Struct, frozen=True):
     campaign: Campaign
     columns: Columns
     segments: list[CompiledSegment]
+    remembers: bool = False  # a condition tests a memory value, or a segment may not repeat
 
     def batch_id(self, segment: str, as_of: date) -> str:
         return f"{self.campaign.name}-{segment}-{as_of:%Y%m%d}"
@@ -197,7 +212,7 @@ def parse(data: bytes | str, source: str = "rules.toml", campaign: str | None = 
             moment(getattr(raw.campaign, key))
         except ValueError as exc:
             raise RulesError(f"{source}: [campaign] {key}: {exc}") from None
-    known = set(DERIVED) | set(raw.columns.fields) | {"name"}
+    known = set(DERIVED) | set(raw.columns.fields) | {"name"} | set(memory_names(raw.segments))
     if raw.columns.language:
         known.add("language")
     segments, seen = [], set()
@@ -208,11 +223,13 @@ def parse(data: bytes | str, source: str = "rules.toml", campaign: str | None = 
         if not _is_name(seg.name):
             raise RulesError(f"{where}: name: letters, digits, - and _ only")
         seen.add(seg.name)
+        if seg.suppress and seg.action != "list":
+            raise RulesError(f'{where}: suppress: only for action = "list" (end of the flow)')
         try:
             segments.append(_compile(raw, seg, known))
         except RulesError as exc:
             raise RulesError(f"{where}: {exc}") from None
-    return Rules(raw.campaign, raw.columns, segments)
+    return Rules(raw.campaign, raw.columns, segments, remembers(raw.segments))
 
 
 def _is_name(name: str) -> bool:
@@ -259,6 +276,9 @@ def _compile(raw: RulesFile, seg: Segment, known: set[str]) -> CompiledSegment:
         no_name=no_name,
         not_before=seg.not_before or raw.campaign.not_before,
         expires=seg.expires or raw.campaign.expires,
+        repeat=seg.repeat,
+        suppress=seg.suppress,
+        track=seg.track,
     )
 
 

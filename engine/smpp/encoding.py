@@ -93,6 +93,18 @@ def fits_gsm(text: str) -> bool:
     return not text.translate(_FITS)
 
 
+def plain_gsm(text: str, single: bool = False) -> bool:
+    """Printable ASCII whose GSM 03.38 codes are its ASCII codes (one septet each, no
+    escapes): encoded by ``text.encode("ascii")``; ``single``: and one part long."""
+    return (
+        (not single or len(text) <= _SIZES[Encoding.GSM][0])
+        and text.isascii()
+        and text.isprintable()
+        and "`" not in text
+        and not _ASCII_NOT_SAME.search(text)
+    )
+
+
 def choose(text: str, override: str = "auto") -> Encoding:
     """GSM when every character fits, else UCS2; or the operator's override."""
     if override == "auto":

@@ -252,13 +252,61 @@ def _parse(
 
 
 def parse_receipt_pdu(pdu: DeliverSm | DataSm) -> Receipt | ReceiptError:
-    """Convenience over a DeliverSm or DataSm."""
+    """A DeliverSm's or DataSm's receipt: from its TLVs alone when they say it all (the
+    common case: the receipted_message_id and message_state TLVs, and for a failure the
+    text's ``err:``), else from the Appendix B text as well."""
+    tlv_id, tlv_state = pdu.receipted_message_id, pdu.message_state
+    if tlv_id is not None and tlv_state is not None:
+        fast = _from_tlvs(pdu, tlv_id, tlv_state)
+        if fast is not None:
+            return fast
     return parse_receipt(
         getattr(pdu, "short_message", b""),
         receipted_message_id=pdu.receipted_message_id,
         message_state=pdu.message_state,
         network_error_code=pdu.network_error_code,
         message_payload=pdu.message_payload,
+    )
+
+
+def _from_tlvs(pdu: DeliverSm | DataSm, tlv_id: str, tlv_state: int) -> Receipt | None:
+    """The receipt from its TLVs and the text's ``err:`` alone, or None to parse it all."""
+    stat = _STATE_TLV.get(tlv_state)
+    message_id = checked_id(tlv_id)
+    if stat is None or message_id is None:
+        return None
+    raw = getattr(pdu, "short_message", b"") or pdu.message_payload or b""
+    if not raw:
+        return _bare(message_id, stat, pdu)
+    at = raw.find(b"err:")
+    if at <= 0 or raw[at - 1] != 32 or 0 <= raw.find(b"text:", 0, at) < at:
+        return None  # no err: field, or one the scanner must judge
+    token = raw[at + 4 : at + 16].split(None, 1)
+    if not token or not token[0].isdigit() or b"err:" in raw[at + 4 :]:
+        return None
+    state, final = STATS[stat]
+    err_raw = token[0].decode("latin-1")
+    return Receipt(
+        message_id=message_id,
+        id_forms=normalise_id(message_id),
+        stat=stat,
+        state=state,
+        final=final,
+        err=int(err_raw),
+        err_raw=err_raw,
+        network_error=network_error(pdu.network_error_code),
+    )
+
+
+def _bare(message_id: str, stat: str, pdu: DeliverSm | DataSm) -> Receipt:
+    state, final = STATS[stat]
+    return Receipt(
+        message_id=message_id,
+        id_forms=normalise_id(message_id),
+        stat=stat,
+        state=state,
+        final=final,
+        network_error=network_error(pdu.network_error_code),
     )
 
 

@@ -22,6 +22,7 @@ from engine.smpp import codec
 from engine.smpp import constants as c
 from engine.smpp import pdu as p
 from engine.smpp.errors import LocalProtocolError, RemoteProtocolError
+from engine.smpp.layout import HEADER
 
 
 class Role(enum.Enum):
@@ -52,10 +53,18 @@ class RequestReceived(Event, frozen=True, gc=False):
     pdu: p.Pdu
 
 
+class BodySent(msgspec.Struct, frozen=True, gc=False):
+    """What the session keeps of a windowed request sent with ``send_body``: its sequence
+    number and command id stand for it when its response comes."""
+
+    sequence: int
+    command_id: int
+
+
 class ResponseReceived(Event, frozen=True, gc=False):
     """A response (or a generic_nack) matched to our pending request."""
 
-    request: p.Pdu
+    request: p.Pdu | BodySent
     response: p.Pdu
 
 
@@ -140,7 +149,15 @@ del _bind
 WINDOWED = frozenset({p.SubmitSm, p.DataSm, p.QuerySm, p.DeliverSm})
 
 
-def answers(response: p.Pdu, request: p.Pdu) -> bool:
+def _windowed(request: p.Pdu | BodySent) -> bool:
+    return type(request) is BodySent or type(request) in WINDOWED
+
+
+def _name(request: p.Pdu | BodySent) -> str:
+    return codec.command_name(request.command_id)
+
+
+def answers(response: p.Pdu, request: p.Pdu | BodySent) -> bool:
     """Whether ``response`` is of the type that answers ``request`` (a generic_nack answers any)."""
     return type(response) is p.GenericNack or response.command_id == request.command_id | 0x80000000
 
@@ -161,7 +178,7 @@ class Session:
         self.system_id = ""
         self._decoder = codec.Decoder(max_length=max_length)
         self._out: list[bytes] = []
-        self._pending: dict[int, p.Pdu] = {}
+        self._pending: dict[int, p.Pdu | BodySent] = {}
         self._windowed = 0
         self._seq = 0
         self._send_table = SEND[role]
@@ -176,7 +193,7 @@ class Session:
         return self.window - self._windowed
 
     @property
-    def outstanding(self) -> dict[int, p.Pdu]:
+    def outstanding(self) -> dict[int, p.Pdu | BodySent]:
         return self._pending
 
     def _next_sequence(self) -> int:
@@ -208,6 +225,21 @@ class Session:
             self.state = new
         return pdu
 
+    def send_body(self, command_id: int, body: bytes) -> int:
+        """Queue a windowed request encoded beforehand (engine/smpp/encode.py ``encode_body``);
+        returns its sequence number. Its response comes as ``ResponseReceived`` with a
+        ``BodySent`` standing for the request."""
+        cls = p.BY_COMMAND_ID[command_id]
+        if cls not in self._send_table[self.state] or cls not in WINDOWED:
+            raise LocalProtocolError(f"can't send {cls.__name__} in state {self.state.name}")
+        if self._windowed >= self.window:
+            raise LocalProtocolError(f"window full ({self.window} outstanding)")
+        seq = self._next_sequence()
+        self._out.append(HEADER.pack(16 + len(body), command_id, 0, seq) + body)
+        self._pending[seq] = BodySent(seq, command_id)
+        self._windowed += 1
+        return seq
+
     def respond(self, request: p.Pdu, status: int = 0, **fields: object) -> p.Pdu:
         """Queue the response to a peer's request, with the request's sequence number."""
         resp_cls = p.RESPONSE_FOR.get(type(request))
@@ -221,6 +253,12 @@ class Session:
                 self.system_id = getattr(request, "system_id", "")
         return resp
 
+    def acknowledge(self, request: p.DeliverSm | p.DataSm, status: int = 0) -> None:
+        """``respond`` for the PDU an ESME answers most (deliver_sm, data_sm): an empty
+        message_id, packed directly."""
+        cid = request.command_id | 0x80000000
+        self._out.append(HEADER.pack(17, cid, status, request.sequence) + b"\0")
+
     def nack(self, sequence: int, status: int) -> None:
         self._out.append(codec.encode(p.GenericNack(sequence=sequence, status=status)))
 
@@ -231,10 +269,10 @@ class Session:
         self._out = []
         return out
 
-    def expire(self, sequence: int) -> p.Pdu | None:
+    def expire(self, sequence: int) -> p.Pdu | BodySent | None:
         """The caller gave up waiting: forget the request so its window slot frees."""
         pdu = self._pending.pop(sequence, None)
-        if pdu is not None and type(pdu) in WINDOWED:
+        if pdu is not None and _windowed(pdu):
             self._windowed -= 1
         return pdu
 
@@ -281,12 +319,16 @@ class Session:
             self._response(stand_in(sequence=err.sequence, status=err.pdu_status), events)
 
     def _mismatch(
-        self, name: str, resp: p.Pdu | RemoteProtocolError, request: p.Pdu, events: list[Event]
+        self,
+        name: str,
+        resp: p.Pdu | RemoteProtocolError,
+        request: p.Pdu | BodySent,
+        events: list[Event],
     ) -> None:
         """A response of another type than its request's: the stream cannot be trusted."""
         self.expire(request.sequence)
         error = RemoteProtocolError(
-            f"{name} seq {request.sequence} does not answer {type(request).__name__} "
+            f"{name} seq {request.sequence} does not answer {_name(request)} "
             f"seq {request.sequence}",
             command_status=c.ESME_RINVCMDID,
             command_id=resp.command_id,
@@ -307,23 +349,23 @@ class Session:
         if request is None:
             events.append(UnmatchedResponse(resp))
             return
-        if type(request) in WINDOWED:
+        if _windowed(request):
             self._windowed -= 1
         cls = type(request)
         if not answers(resp, request):
             self._mismatch(type(resp).__name__, resp, request, events)
             return
         if cls in _BIND_STATE:
-            self._bind_response(request, resp, events)
+            self._bind_response(cls, resp, events)
         elif cls is p.Unbind:
             self.state = State.CLOSED
             events.append(Closed())
         else:
             events.append(ResponseReceived(request, resp))
 
-    def _bind_response(self, request: p.Pdu, resp: p.Pdu, events: list[Event]) -> None:
+    def _bind_response(self, request: type, resp: p.Pdu, events: list[Event]) -> None:
         if resp.status in (c.ESME_ROK, c.ESME_RALYBND):
-            self.state = _BIND_STATE[type(request)]
+            self.state = _BIND_STATE[request]
             self.system_id = getattr(resp, "system_id", "")
             events.append(Bound(self.system_id, self.state))
         else:

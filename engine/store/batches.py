@@ -12,7 +12,8 @@ from engine.store import layout as L
 from engine.store import records as r
 from engine.store.enqueue import chunks
 from engine.store.errors import StoreError
-from engine.store.tx import ROUTE, Tx
+from engine.store.layout import ROUTE
+from engine.store.tx import Tx
 
 if TYPE_CHECKING:
     from engine.store.store import Store

@@ -20,7 +20,7 @@ from engine.store import layout as L
 from engine.store import readers
 from engine.store import records as r
 from engine.store.errors import StoreError
-from engine.store.tx import BATCH, KIND, OPERATOR, ROUTE
+from engine.store.layout import BATCH, KIND, OPERATOR, ROUTE
 
 if TYPE_CHECKING:
     from engine.store.store import Store

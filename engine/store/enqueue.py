@@ -12,15 +12,17 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import lmdb
 
+from engine.store import campaign as camp
 from engine.store import layout as L
 from engine.store import numbers
 from engine.store import records as r
 from engine.store.errors import DuplicateId, StoreError
-from engine.store.tx import BATCH, KIND, ROUTE, Tx
+from engine.store.layout import BATCH, KIND, ROUTE
+from engine.store.tx import Tx
 
 if TYPE_CHECKING:
     from engine.store.store import Store
@@ -76,6 +78,13 @@ class Staged:
         return sum(g.n for g in self.groups if g.mode == SCHEDULED)
 
 
+class Step(NamedTuple):
+    """The campaign step a batch is (empty: none named by this load)."""
+
+    campaign: str = ""
+    segment: str = ""
+
+
 def enqueue(
     s: Store,
     batch: str,
@@ -84,19 +93,21 @@ def enqueue(
     progress: Callable[[int], None] | None,
     drop_dead: bool,
     chunk_size: int,
+    step: Step = Step(),  # noqa: B008 - an immutable tuple
 ) -> r.EnqueueResult:
     if s.readonly:
         raise StoreError("the store is open read-only")
     bkey = check_batch_id(batch)
-    s._write(lambda tx: _mark_loading(s, tx, bkey))
+    remember = bool(s._write(lambda tx: _mark_loading(s, tx, bkey, step)))
     staged = Staged()
     dup = 0
     totals = {"dead": 0, "stopped": 0, "dropped": 0}
     try:
         for chunk in chunks(messages, chunk_size):
             load = functools.partial(
-                _load_chunk, s, batch=batch, chunk=chunk, now=now, drop=drop_dead, staged=staged
-            )
+                _load_chunk, s, batch=batch, chunk=chunk, now=now, drop=drop_dead, staged=staged,
+                remember=remember,
+            )  # fmt: skip
             groups, d, tally = s._write(load)
             staged.groups += groups
             dup += d
@@ -111,13 +122,25 @@ def enqueue(
     return r.EnqueueResult(batch, staged.n, dup, staged.scheduled, **totals)
 
 
-def _mark_loading(s: Store, tx: Tx, bkey: bytes) -> None:
+def _mark_loading(s: Store, tx: Tx, bkey: bytes, step: Step) -> str:
+    """The batch marked loading (and named a campaign's step); returns its campaign."""
     raw = tx.txn.get(bkey, db=tx.db["batches"])
     info = s.coders.batch.decode(raw) if raw else r.BatchInfo()
     if info.loading_pid and _alive(info.loading_pid) and info.loading_pid != os.getpid():
         raise StoreError(f"batch {bkey.decode()!r} is being loaded by process {info.loading_pid}")
+    campaign, segment = step
+    if campaign and info.campaign and (info.campaign, info.segment) != (campaign, segment):
+        raise StoreError(
+            f"batch {bkey.decode()!r} is step {info.segment!r} of campaign "
+            f"{info.campaign!r}, not {segment!r} of {campaign!r}"
+        )
+    if campaign and not info.campaign:
+        if raw is not None and info.total:
+            raise StoreError(f"batch {bkey.decode()!r} exists outside any campaign")
+        info.campaign, info.segment = campaign, segment
     info.loading_pid = os.getpid()
     tx.txn.put(bkey, s.coders.enc.encode(info), db=tx.db["batches"])
+    return info.campaign
 
 
 def _next_ids(tx: Tx, n: int) -> int:
@@ -135,6 +158,7 @@ def _load_chunk(
     now: float,
     drop: bool,
     staged: Staged,
+    remember: bool = False,
 ) -> tuple[list[Group], int, dict[str, int]]:
     """Write a chunk's (batch, id) keys, bodies and status records (not yet indexed:
     invisible to claims); what the publishing transaction needs is returned, not kept."""
@@ -146,7 +170,6 @@ def _load_chunk(
     first = _next_ids(tx, len(chunk))
     staged.first = staged.first or first
     check_numbers = tx.any_numbers()
-    hooks = s.hooks.enqueue
     batch_id = tx.id_of(BATCH, batch)
     now_ms = L.ms(now)
     groups: dict[tuple[str, str, bool, int], Group] = {}
@@ -169,6 +192,8 @@ def _load_chunk(
                 continue
             if barred:
                 tally[barred] += 1
+        if m.links or remember:  # its link codes; its number's contact with the step
+            m = camp.on_enqueue(tx, mid, m, remember)
         due = now if m.due is None else m.due
         mode = UNTIMED if m.due is None else SCHEDULED if due > now else TIMED
         gkey = (m.kind, m.route, m.zone_default, mode)
@@ -185,12 +210,10 @@ def _load_chunk(
                 due_ms, L.enqueued(group.kind, batch_id, group.route, due_ms, now_ms, group.flags)
             )
         body = Body(batch, ext, m.to, m.text, m.sender, m.kind, m.route, now, m.not_before,
-                    m.expires, m.parts, m.zone, m.window, m.zone_default, m.line, due)  # fmt: skip
+                    m.expires, m.parts, m.zone, m.window, m.zone_default, m.line, due,
+                    m.links)  # fmt: skip
         bodies.append((idkey, encode(body)))
         statuses.append((idkey, status))
-        if hooks:
-            for hook in hooks:  # engine/store/campaign.py: links, contacts
-                hook(tx, mid, m)
     txn.cursor(db=db["body"]).putmulti(bodies, append=True)
     txn.cursor(db=db["status"]).putmulti(statuses, append=True)
     written = len(bodies)
@@ -223,9 +246,9 @@ def _check_repeat(
     if raw is None:
         return
     old = s.coders.body.decode(raw)
-    same = (old.to, old.text, old.sender, old.kind, old.not_before, old.expires) == (
-        m.to, m.text, m.sender, m.kind, m.not_before, m.expires
-    )  # fmt: skip
+    same = (old.to, old.sender, old.kind, old.not_before, old.expires) == (
+        m.to, m.sender, m.kind, m.not_before, m.expires
+    ) and camp.same_text(old, m)  # fmt: skip
     if not same:
         raise DuplicateId(batch, m.ext_id, old.line, m.line)
 
@@ -289,13 +312,14 @@ def _abort(s: Store, tx: Tx, batch: str) -> None:
             if raw is None or _unpublished(tx, idkey, raw, claimed):
                 doomed.append((key, idkey))
     for key, idkey in doomed:
+        body = txn.get(idkey, db=db["body"])
+        if body is not None:  # its link codes and its number's contact go too
+            msg = s.coders.claimed.decode(body)
+            msg.id = L.U64.unpack(idkey)[0]
+            camp.forget(tx, msg)
         txn.delete(key, db=db["batchidx"])
         txn.delete(idkey, db=db["body"])
         txn.delete(idkey, db=db["status"])
-    if doomed:
-        ids = [L.U64.unpack(idkey)[0] for _, idkey in doomed]
-        for hook in s.hooks.load_aborted:
-            hook(tx, batch, ids)
     raw = txn.get(batch.encode(), db=db["batches"])
     if raw is not None:
         info = s.coders.batch.decode(raw)

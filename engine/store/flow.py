@@ -16,7 +16,8 @@ from engine.store import layout as L
 from engine.store import numbers, receipts
 from engine.store import records as r
 from engine.store.errors import StoreError
-from engine.store.tx import BATCH, ROUTE, Tx
+from engine.store.layout import BATCH, ROUTE
+from engine.store.tx import Tx
 
 if TYPE_CHECKING:
     from engine.store.store import Store

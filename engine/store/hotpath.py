@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from engine.store import flow, numbers, receipts
 from engine.store import layout as L
 from engine.store import records as r
-from engine.store.tx import OPERATOR, ROUTE, Tx
+from engine.store.layout import OPERATOR, ROUTE
+from engine.store.tx import Tx
 
 if TYPE_CHECKING:
     from engine.store.store import Store

@@ -34,6 +34,7 @@ import struct
 
 import msgspec
 
+from engine.store import campaign
 from engine.store import records as r
 
 SCHEMA = 2
@@ -58,10 +59,9 @@ NAMES: tuple[str, ...] = (
     "dead",
     "mo",
     "unmatched",
+    *campaign.DATABASES,  # campaigns: links, clicks, contacts, engagement (campaign.py)
 )
-# Other store modules (engine/store/campaign.py) add their databases' names here,
-# before any Store opens: `layout.NAMES += ("links", ...)`. Room for them:
-SPARE_DBS = 16
+SPARE_DBS = 8  # room for databases a later schema adds
 
 U64 = struct.Struct(">Q")
 U32 = struct.Struct(">I")
@@ -222,6 +222,11 @@ def enqueued(kind: int, batch: int, route: int, due_ms: int, now_ms: int, flags:
 
 def kind_batch_route(raw: bytes) -> tuple[int, int, int]:
     return KIND_BATCH_ROUTE.unpack_from(raw, KIND_AT)
+
+
+# -- names: batches, kinds, routes and operators as small ints (tx.Names) ---------
+
+BATCH, KIND, ROUTE, OPERATOR = b"b", b"k", b"r", b"o"
 
 
 # -- keys -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ flight). Every reader runs in one read transaction and never blocks the writer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import lmdb
@@ -15,22 +15,26 @@ import msgspec
 
 from engine.store import layout as L
 from engine.store import records as r
-from engine.store.tx import BATCH, OPERATOR, ROUTE
+from engine.store.layout import BATCH, OPERATOR, ROUTE
 
 if TYPE_CHECKING:
     from engine.store.store import Store
 
-
-def _name(s: Store, txn: lmdb.Transaction, cat: bytes, i: int) -> str:
-    return s.names.name_of(txn, s.db["names"], cat, i)
+Namer = Callable[[bytes, int], str]  # (category, id) -> name: tx.name_of in a write
 
 
-def waiting_state(s: Store, txn: lmdb.Transaction, idkey: bytes, st: L.Status) -> int:
+def _namer(s: Store, txn: lmdb.Transaction) -> Namer:
+    """Names as a read transaction sees them (all committed: safe to cache)."""
+    names, db = s.names, s.db["names"]
+    return lambda cat, i: names.name_of(txn, db, cat, i)
+
+
+def waiting_state(s: Store, txn: lmdb.Transaction, idkey: bytes, st: L.Status, name: Namer) -> int:
     """Queued (ready or parked), scheduled, or else in flight."""
-    route = _name(s, txn, ROUTE, st.route).encode()
+    route = name(ROUTE, st.route).encode()
     if txn.get(route + b"\0" + idkey, db=s.db["ready"]) is not None:
         return L.QUEUED
-    batch = _name(s, txn, BATCH, st.batch).encode()
+    batch = name(BATCH, st.batch).encode()
     if txn.get(batch + b"\0" + idkey, db=s.db["parked"]) is not None:
         return L.QUEUED
     if txn.get(L.U64.pack(st.due_ms) + idkey, db=s.db["sched"]) is not None:
@@ -56,8 +60,10 @@ def view(
     raw: bytes,
     claimed: dict[int, int] | None = None,
     loading: bool = False,
+    name: Namer | None = None,
 ) -> r.Message:
     """The message as the upstream sees it. ``loading``: its batch is still being loaded."""
+    name_of = name or _namer(s, txn)
     st = L.Status.unpack(raw)
     mid = L.U64.unpack(idkey)[0]
     state, updated = st.state, st.updated_ms
@@ -65,16 +71,16 @@ def view(
         if loading:
             state = L.SCHEDULED if st.due_ms > L.ms(body.created) else L.QUEUED
         else:
-            state = waiting_state(s, txn, idkey, st)
+            state = waiting_state(s, txn, idkey, st, name_of)
         if state == L.INFLIGHT:
             updated = (claims(s, txn) if claimed is None else claimed).get(mid, updated)
-    name = r.STATES[state]
+    state_name = r.STATES[state]
     if not st.ids:
         part_states: list[str] = []
     elif st.parts:
         part_states = [r.STATES[c - 1] if c else "" for c in st.parts]
     else:
-        part_states = [name if st.flags & L.RECEIPTED else ""] * len(st.ids)
+        part_states = [state_name if st.flags & L.RECEIPTED else ""] * len(st.ids)
     return r.Message(
         id=mid,
         batch=body.batch,
@@ -83,12 +89,12 @@ def view(
         text=body.text,
         sender=body.sender,
         kind=body.kind,
-        route=_name(s, txn, ROUTE, st.route),
+        route=name_of(ROUTE, st.route),
         created=body.created,
         not_before=body.not_before,
         expires=body.expires,
         parts=body.parts,
-        state=name,
+        state=state_name,
         due=st.due_ms / 1000,
         attempts=st.attempts,
         smsc_ids=st.ids,
@@ -103,7 +109,8 @@ def view(
         window=body.window,
         zone_default=body.zone_default,
         line=body.line,
-        operator=_name(s, txn, OPERATOR, st.operator),
+        operator=name_of(OPERATOR, st.operator),
+        links=body.links,
     )
 
 
@@ -112,14 +119,21 @@ def _loading(s: Store, txn: lmdb.Transaction, batch: str) -> bool:
     return raw is not None and s.coders.batch.decode(raw).loading_pid != 0
 
 
-def get(s: Store, txn: lmdb.Transaction, mid: int) -> r.Message | None:
+def get(
+    s: Store,
+    txn: lmdb.Transaction,
+    mid: int,
+    name: Namer | None = None,
+    claimed: dict[int, int] | None = None,
+) -> r.Message | None:
     idkey = L.U64.pack(mid)
     body_raw = txn.get(idkey, db=s.db["body"])
     raw = txn.get(idkey, db=s.db["status"])
     if body_raw is None or raw is None:
         return None
     body = s.coders.body.decode(body_raw)
-    return view(s, txn, idkey, body, raw, loading=_loading(s, txn, body.batch))
+    loading = _loading(s, txn, body.batch)
+    return view(s, txn, idkey, body, raw, claimed, loading, name)
 
 
 def find(s: Store, txn: lmdb.Transaction, batch: str, ext_id: str) -> r.Message | None:
@@ -131,6 +145,7 @@ def messages(s: Store, batch: str | None) -> Iterator[r.Message]:
     """Every message (of a batch), in id order, from one read transaction."""
     with s.env.begin() as txn:
         claimed = claims(s, txn)
+        name = _namer(s, txn)
         loading: dict[str, bool] = {}
         statuses = txn.cursor(db=s.db["status"])
         for idkey, body_raw in txn.cursor(db=s.db["body"]):
@@ -142,7 +157,7 @@ def messages(s: Store, batch: str | None) -> Iterator[r.Message]:
                 continue
             if body.batch not in loading:
                 loading[body.batch] = _loading(s, txn, body.batch)
-            yield view(s, txn, idkey, body, raw, claimed, loading[body.batch])
+            yield view(s, txn, idkey, body, raw, claimed, loading[body.batch], name)
 
 
 def counts(s: Store, txn: lmdb.Transaction) -> r.Counts:
@@ -168,6 +183,15 @@ def counts(s: Store, txn: lmdb.Transaction) -> r.Counts:
         if not info.loading_pid:
             batches[bytes(key).decode()] = dict(info.counts)
     return r.Counts(states, batches, kinds, unmatched, zone_default, unroutable)
+
+
+def batch_infos(s: Store, txn: lmdb.Transaction, campaign: str | None) -> dict[str, r.BatchInfo]:
+    out = {}
+    for key, raw in txn.cursor(db=s.db["batches"]):
+        info = s.coders.batch.decode(raw)
+        if (campaign is None or info.campaign == campaign) and not info.loading_pid:
+            out[bytes(key).decode()] = info
+    return out
 
 
 def counter(s: Store, txn: lmdb.Transaction, key: bytes) -> int:

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from engine.store import campaign as camp
 from engine.store import layout as L
 from engine.store import numbers
 from engine.store import records as r
-from engine.store.tx import OPERATOR, ROUTE, Tx
+from engine.store.layout import OPERATOR, ROUTE
+from engine.store.tx import Tx
 
 if TYPE_CHECKING:
     from engine.store.store import Store
@@ -270,6 +272,7 @@ def mo(s: Store, tx: Tx, op: r.RecordMo) -> r.Result:
     raw = tx.txn.get(b"mo_seq", db=meta)
     n = (L.U64.unpack(raw)[0] if raw else 0) + 1
     tx.txn.put(b"mo_seq", L.U64.pack(n), db=meta)
+    step = camp.on_mo(tx, op, s.reply_window)  # a reply (or opt-out) to a campaign's step?
     record = r.Mo(
         at=op.at,
         source=op.source,
@@ -278,10 +281,10 @@ def mo(s: Store, tx: Tx, op: r.RecordMo) -> r.Result:
         bind=op.bind,
         stopped=op.stop,
         stop_rule=op.stop_rule,
+        batch=step[0] if step else "",
+        message=step[1] if step else 0,
     )
     tx.txn.put(L.U64.pack(n), s.coders.enc.encode(record), db=tx.db["mo"], append=True)
     if op.stop:
         numbers.stop(s, tx, op.source, f"MO {op.text!r}", op.at)
-    for hook in s.hooks.mo:  # engine/store/campaign.py: replies, engagement
-        hook(tx, op, n)
     return r.Result(True, "mo", n)

@@ -54,6 +54,13 @@ class Record(msgspec.Struct, array_like=True, gc=False, kw_only=True):
     pass
 
 
+class Link(Record):
+    """A tracked short link in a message's text: ``[links] base`` + ``code`` stands for ``url``."""
+
+    code: str
+    url: str
+
+
 class Message(Record):
     id: int
     batch: str
@@ -83,6 +90,7 @@ class Message(Record):
     zone_default: bool = False  # its zone is [defaults] timezone: the number's was unknown
     line: int = 0  # the line of its producer's file (0: none)
     operator: str = ""  # the operator that accepted it (its SMSC ids are that SMSC's)
+    links: list[Link] = []  # its tracked short links (the codes are in ``text``)
 
 
 class Body(Record):
@@ -104,6 +112,7 @@ class Body(Record):
     zone_default: bool = False
     line: int = 0
     due: float = 0.0  # as enqueued
+    links: list[Link] = []  # its tracked short links (the codes are in ``text``)
 
 
 class Claimed(Body):
@@ -138,6 +147,7 @@ class NewMessage(msgspec.Struct, kw_only=True):
     window: str = ""
     zone_default: bool = False
     line: int = 0  # its line in the producer's file: named when an id repeats with other content
+    links: list[Link] = []  # tracked short links: each code is in ``text`` after [links] base
 
 
 class BatchInfo(Record):
@@ -147,6 +157,8 @@ class BatchInfo(Record):
     loading_pid: int = 0
     paused: bool = False
     cancelled: float = 0.0  # when `volley cancel` ended it (0: never)
+    campaign: str = ""  # the campaign this batch is a step of ("": none)
+    segment: str = ""  # the step's segment in its campaign
 
 
 class StopEntry(Record):
@@ -192,6 +204,8 @@ class Mo(Record):
     bind: str = ""
     stopped: bool = False
     stop_rule: str = ""  # the opt-out rule that matched, or a note on why it did not
+    batch: str = ""  # the campaign step it answers (its latest within [links] reply_window)
+    message: int = 0  # the store id of the message it answers (0: none)
 
 
 class Unmatched(Record):
@@ -200,6 +214,61 @@ class Unmatched(Record):
     candidates: list[str]
     stat: str
     at: float
+
+
+# -- campaigns: links, clicks, replies (engine/store/campaign.py) -----------
+
+
+class LinkTarget(Record):
+    """Where a short link's code leads, and which message carried it."""
+
+    message: int
+    url: str
+
+
+class Click(Record):
+    at: float
+    agent: str = ""  # the User-Agent, cut to 256 characters
+    code: str = ""
+
+
+class Engagement(Record):
+    """What came back from one message: clicks, replies, an opt-out."""
+
+    clicks: int = 0
+    first_click: float = 0.0
+    last_click: float = 0.0
+    replies: int = 0
+    last_reply: float = 0.0
+    optout: float = 0.0  # when its recipient opted out in answer to it (0: did not)
+
+
+class StepStats(Record):
+    """A batch's engagement counters (a batch is a campaign's step)."""
+
+    clicks: int = 0
+    clickers: int = 0  # messages clicked at least once (a message is one recipient)
+    replies: int = 0
+    repliers: int = 0  # messages answered at least once
+    optouts: int = 0
+
+
+class ClickIn(msgspec.Struct, frozen=True):
+    """A click to record: a code the links listener resolved, when, by whom."""
+
+    code: str
+    at: float
+    agent: str = ""
+
+
+class Memory(msgspec.Struct):
+    """What an earlier step of a campaign did with one number: its segment's memory."""
+
+    sent: bool = False  # enqueued and not skipped, cancelled or failed
+    delivered: bool = False
+    clicked: bool = False
+    replied: bool = False
+    sent_at: float | None = None  # when the latest was enqueued (its not_before if later)
 
 
 # -- operations the engine applies in one transaction ----------------------

@@ -14,19 +14,15 @@ sweeps.py (receipt timeout, retention), numbers.py (stop list, dead numbers,
 failures, caps), batches.py (pause, cancel, re-route), readers.py, recovery.py,
 check.py. Each takes the store and, for writes, the transaction (tx.py).
 
-Hooks for other store modules (engine/store/campaign.py), called inside the
-store's own transactions, so what they write commits or aborts with it:
-
-- ``store.hooks.enqueue``: ``fn(tx, msg_id, new_message)`` for each message a
-  load writes, in the chunk's transaction (not yet visible to claims);
-- ``store.hooks.load_aborted``: ``fn(tx, batch, ids)`` when an unfinished load
-  is removed (what the enqueue hooks wrote for those ids should go too);
-- ``store.hooks.mo``: ``fn(tx, record_mo, mo_seq)`` for each inbound message,
-  after it is stored (and its number stop-listed when it asked);
-- ``store.hooks.purged``: ``fn(tx, ids)`` when retention removes messages.
-
-A module that keeps its own databases adds their names to ``layout.NAMES``
-before a store opens, and writes through :meth:`Store._write`.
+Campaigns (engine/store/campaign.py: links, clicks, contacts, engagement) are
+called from the store's own transactions, so what they write commits or aborts
+with the message: ``campaign.on_enqueue`` for each message a load writes (in the
+chunk's transaction, before its body is built: a link code drawn again changes
+the text), ``campaign.forget`` for each message an unfinished load loses, and
+``campaign.on_mo`` for each inbound message (a reply or an opt-out attributed to
+the campaign step it answers). Their databases are in ``layout.NAMES``; they
+read messages through ``tx.get(id)`` (a Message view, effective state included).
+Another store module would do the same, writing through :meth:`Store._write`.
 """
 
 from __future__ import annotations
@@ -41,6 +37,7 @@ from typing import Protocol, TypeVar
 import lmdb
 
 from engine.store import batches, check, enqueue, flow, hotpath, numbers, readers, recovery, sweeps
+from engine.store import campaign as camp
 from engine.store import layout as L
 from engine.store import records as r
 from engine.store.enqueue import check_batch_id
@@ -71,16 +68,6 @@ class PrunePolicy(Protocol):
     def dead(self, outcomes: Sequence[r.Outcome], route: str) -> bool: ...
 
 
-class Hooks:
-    """Calls other store modules make inside the store's transactions (see above)."""
-
-    def __init__(self) -> None:
-        self.enqueue: list[Callable[[Tx, int, r.NewMessage], None]] = []
-        self.load_aborted: list[Callable[[Tx, str, list[int]], None]] = []
-        self.mo: list[Callable[[Tx, r.RecordMo, int], None]] = []
-        self.purged: list[Callable[[Tx, list[int]], None]] = []
-
-
 class Store:
     def __init__(self, env: lmdb.Environment, path: Path, readonly: bool, max_map: int) -> None:
         self.env = env
@@ -89,7 +76,6 @@ class Store:
         self._max_map = max_map
         self.coders = L.Coders()
         self.names = Names()
-        self.hooks = Hooks()
         self.prune_policy: PrunePolicy | None = None
         self.cap_policy: CapPolicy | None = None
         self.stop_exempt_kinds: frozenset[str] = frozenset()
@@ -97,6 +83,7 @@ class Store:
         self.on_crash_inflight = "resend"
         self.recovered = 0
         self.owner = b""  # tags this process's claim sets (one per engine process)
+        self.reply_window = 7 * 86400.0  # an MO this soon after a campaign step answers it
         # in memory: what this store has in flight, by id, and its claim sets by seq
         self._live: dict[int, L.Live] = {}
         self._sets: dict[int, list[int]] = {}  # seq -> [ids still in flight, claim_ms, epoch]
@@ -231,15 +218,19 @@ class Store:
         now: float,
         progress: Callable[[int], None] | None = None,
         drop_dead: bool = False,
+        campaign: str = "",
+        segment: str = "",
     ) -> r.EnqueueResult:
         """All or nothing, idempotent on (batch, ext_id), streaming in chunks.
 
         Chunks are written with the batch marked as loading (invisible to
         claims and counts); a last small transaction makes it visible. A
         loader that dies leaves a marker that the next writer to open the
-        store removes, with what it wrote.
+        store removes, with what it wrote. ``campaign``/``segment``: the batch
+        is that campaign's step (kept on the batch; its numbers remembered).
         """
-        return enqueue.enqueue(self, batch, messages, now, progress, drop_dead, LOAD_CHUNK)
+        step = enqueue.Step(campaign, segment)
+        return enqueue.enqueue(self, batch, messages, now, progress, drop_dead, LOAD_CHUNK, step)
 
     def screen(
         self, numbers_: Sequence[str], kind: str, now: float, cap: tuple[int, float] | None = None
@@ -373,6 +364,60 @@ class Store:
 
     def list_mo(self) -> list[r.Mo]:
         return self._read(lambda txn: readers.list_mo(self, txn))
+
+    # -- campaigns: links, clicks, replies, memory (engine/store/campaign.py) -------
+
+    def resolve_link(self, code: str) -> r.LinkTarget | None:
+        """Where a short link's code leads (one read), or None."""
+        return self._read(lambda txn: camp.resolve(txn, self.db, code))
+
+    def record_clicks(self, clicks: Sequence[r.ClickIn]) -> int:
+        """Clicks, in one write transaction (a group commit); how many were kept."""
+        return self._write(lambda tx: camp.record_clicks(tx, clicks))
+
+    def engagement(self, msg_id: int, limit: int = 100) -> tuple[r.Engagement, list[r.Click]]:
+        """What came back from one message: its counters and its clicks (oldest first)."""
+
+        def read(txn: lmdb.Transaction) -> tuple[r.Engagement, list[r.Click]]:
+            eng = camp.engagement(txn, self.db, msg_id) or r.Engagement()
+            return eng, camp.clicks_of(txn, self.db, msg_id, limit)
+
+        return self._read(read)
+
+    def step_stats(self, batches: Iterable[str] | None = None) -> dict[str, r.StepStats]:
+        """Clicks, clickers, replies and opt-outs per batch (every batch with any, if None)."""
+
+        def read(txn: lmdb.Transaction) -> dict[str, r.StepStats]:
+            if batches is not None:
+                return {b: camp.step_stats(txn, self.db, b) for b in batches}
+            cur = txn.cursor(db=self.db["steps"])
+            names = [bytes(k).decode() for k, _ in cur if k[:1] != b"\0"]
+            return {b: camp.step_stats(txn, self.db, b) for b in names}
+
+        return self._read(read)
+
+    def batch_infos(self, campaign_name: str | None = None) -> dict[str, r.BatchInfo]:
+        """The published batches (of one campaign), by id."""
+        return self._read(lambda txn: readers.batch_infos(self, txn, campaign_name))
+
+    def contacts(self, number: str) -> list[int]:
+        """The ids of the campaign steps' messages to ``number``, oldest first."""
+        return self._read(lambda txn: camp.contacts(txn, self.db, number))
+
+    def memory(self, numbers_: Sequence[str], campaign_name: str) -> dict[str, dict[str, r.Memory]]:
+        """Per number, per segment of ``campaign_name``: what its earlier steps did
+        (sent, delivered, clicked, replied, when); numbers it never reached are left out."""
+        segments = {b: i.segment for b, i in self.batch_infos(campaign_name).items()}
+
+        def read(txn: lmdb.Transaction) -> dict[str, dict[str, r.Memory]]:
+            claimed = readers.claims(self, txn)
+
+            def message(msg_id: int) -> r.Message | None:
+                return readers.get(self, txn, msg_id, claimed=claimed)
+
+            return camp.memory(txn, self.db, numbers_, segments, message)
+
+        return self._read(read) if segments else {}
 
     # -- readers -----------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.store import layout as L
 from engine.store import records as r
-from engine.store.tx import OPERATOR, Tx
+from engine.store.layout import OPERATOR
+from engine.store.tx import Tx
 
 if TYPE_CHECKING:
     from engine.store.store import Store
@@ -82,7 +83,6 @@ def purge(s: Store, tx: Tx, older_than: float, limit: int) -> int:
     end = L.U64.pack(L.ms(older_than))
     _purge_unmatched(tx, end, limit)
     room, done = limit, 0
-    gone: list[int] = []
     for key, ids in _sets_before(tx, db["final"], end, limit):
         walk = ids[:room]
         for idkey in walk:
@@ -97,13 +97,9 @@ def purge(s: Store, tx: Tx, older_than: float, limit: int) -> int:
             txn.delete(idkey, db=db["body"])
             tx.count(st.batch, st.kind, st.state, -1)
             tx.bump(b"purged", 1)
-            gone.append(L.U64.unpack(idkey)[0])
         room -= len(walk)
         done += len(walk)
         _walked(tx, db["final"], key, ids, len(walk))
-    if gone:
-        for hook in s.hooks.purged:
-            hook(tx, gone)
     return done
 
 

@@ -19,6 +19,7 @@ import lmdb
 import msgspec
 
 from engine.store import layout as L
+from engine.store import readers
 from engine.store import records as r
 from engine.store.errors import StoreError
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 SET_CHUNK = 4096  # ids per sent/final set entry
 _KIND_BATCH = struct.Struct("<HI")
 
-BATCH, KIND, ROUTE, OPERATOR = b"b", b"k", b"r", b"o"
+BATCH, KIND, ROUTE, OPERATOR = L.BATCH, L.KIND, L.ROUTE, L.OPERATOR
 _LIMIT = {BATCH: 2**32 - 1, KIND: 2**16 - 1, ROUTE: 2**16 - 1, OPERATOR: 2**16 - 1}
 _WHAT = {BATCH: "batches", KIND: "kinds", ROUTE: "routes", OPERATOR: "operators"}
 
@@ -128,6 +129,10 @@ class Tx:
             if c == cat and j == i:
                 return name
         return self.s.names.name_of(self.txn, self.db["names"], cat, i)
+
+    def get(self, msg_id: int) -> r.Message | None:
+        """One message as the upstream sees it (for campaign.py, in this transaction)."""
+        return readers.get(self.s, self.txn, msg_id, self.name_of)
 
     # -- what the store holds for the whole transaction -----------------------------
 

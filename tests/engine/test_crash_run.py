@@ -34,6 +34,16 @@ def wait_port(port: int) -> None:
     raise RuntimeError("simulator did not start")
 
 
+def started(tmp_path, timeout: float = 20.0) -> None:
+    """Until the engine serves its control socket: it handles signals from then on (a busy
+    machine may take more than a second to start a Python process)."""
+    sock = tmp_path / "var" / "volley.sock"
+    deadline = time.monotonic() + timeout
+    while not sock.exists():
+        assert time.monotonic() < deadline, "the engine did not start"
+        time.sleep(0.02)
+
+
 def volley(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "engine", *args], **kw)
 
@@ -160,7 +170,8 @@ def test_sigterm_while_sending_at_full_speed_leaves_nothing_in_flight(tmp_path):
         rng = random.Random(5)
         for _ in range(5):
             run = volley("run", "--config", str(cfg), stderr=subprocess.PIPE, text=True)
-            time.sleep(rng.uniform(0.5, 1.0))
+            started(tmp_path)
+            time.sleep(rng.uniform(0.2, 0.6))
             run.send_signal(signal.SIGTERM)
             _, err = run.communicate(timeout=20)
             assert run.returncode == 0, err[-3000:]

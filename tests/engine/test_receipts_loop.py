@@ -150,17 +150,14 @@ async def test_transmitter_plus_receiver_binds_get_their_receipts(nursery, tmp_p
     store.close()
 
 
-async def test_a_receipt_that_never_matches_is_counted_and_acknowledged(
-    nursery, tmp_path, monkeypatch
-):
-    from engine import service
+async def test_a_receipt_that_never_matches_is_counted_and_acknowledged(nursery, tmp_path):
     from engine.smpp import pdu as p
 
-    monkeypatch.setattr(service, "HOLD_SECONDS", 2.5)  # > the 1 s retry period
     smsc = await simulator(nursery)
     cfg = make_config(tmp_path, operator("local", smsc.port, tps=2000))
     store = open_store(cfg)
     engine = Engine(cfg, store)
+    engine.held.seconds = 2.5  # > the 1 s retry period
     async with trio.open_nursery() as inner:
         await inner.start(engine.run)
         with trio.fail_after(5):

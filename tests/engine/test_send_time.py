@@ -128,14 +128,12 @@ async def test_an_unset_password_env_stops_the_engine_before_it_starts(tmp_path)
     store.close()
 
 
-async def test_receipts_past_the_hold_limit_are_stored_as_unmatched(nursery, tmp_path, monkeypatch):
-    from engine import service
-
-    monkeypatch.setattr(service, "HOLD_RECEIPTS", 2)
+async def test_receipts_past_the_hold_limit_are_stored_as_unmatched(nursery, tmp_path):
     smsc = await simulator(nursery)
     cfg = make_config(tmp_path, operator("local", smsc.port, tps=2000))
     store = Store.open(cfg.resolve(cfg.store.path))
     engine = Engine(cfg, store)
+    engine.held.limit = 2
     async with trio.open_nursery() as inner:
         await inner.start(engine.run)
         with trio.fail_after(5):
@@ -154,7 +152,7 @@ async def test_receipts_past_the_hold_limit_are_stored_as_unmatched(nursery, tmp
         with trio.fail_after(5):
             while smsc.counters["receipts_acked"] < 3:
                 await trio.sleep(0.05)
-        assert len(engine._held) == 2
+        assert len(engine.held) == 2
         assert engine.totals["unmatched"] == 3
         assert store.counts().unmatched_receipts == 3
         await engine.stop()

@@ -16,10 +16,11 @@ import trio.testing
 
 from engine import config
 from engine.net.bind import Bind
-from engine.net.jobs import Job, Outcome
+from engine.net.jobs import Job, JobQueue, Outcome
 from engine.sched.pacing import Pacer
 from engine.smpp import codec
 from engine.smpp import pdu as p
+from engine.smpp.encode import encode_body
 from engine.smpp.session import RequestReceived, ResponseReceived, Role, Session
 
 
@@ -132,7 +133,7 @@ class Harness:
 
     def __init__(self, op: config.OperatorConfig | None = None, **bind_kw: Any) -> None:
         self.op = op or operator()
-        self.jobs_in, jobs = trio.open_memory_channel[Job](1000)
+        self.queue = JobQueue(1000)
         self._outcomes_in, self._outcomes = trio.open_memory_channel[Any](10_000)
         self._peers_in, self._peers = trio.open_memory_channel[Peer](100)
         self.connects = 0
@@ -140,7 +141,7 @@ class Harness:
         self.bind = Bind(
             self.op,
             0,
-            jobs=jobs,
+            jobs=self.queue,
             outcomes=self._outcomes_in,
             pacer=self.pacer,
             rng=random.Random(1),
@@ -168,12 +169,14 @@ class Harness:
         job = Job(
             msg_id,
             tuple(
-                p.SubmitSm(destination_addr=f"7916{msg_id:07d}", short_message=b"part%d" % i)
+                encode_body(
+                    p.SubmitSm(destination_addr=f"7916{msg_id:07d}", short_message=b"part%d" % i)
+                )
                 for i in range(parts)
             ),
             **kw,
         )
-        self.jobs_in.send_nowait(job)
+        self.queue.put([job])
         return job
 
     def outcomes(self, kinds: tuple[type, ...] = ()) -> list[Any]:

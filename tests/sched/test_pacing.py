@@ -142,3 +142,21 @@ def test_multi_part_reservation_counts_every_part():
     assert pacer.take(0.0, 3) == 3
     assert pacer.next_time(0.0) == pytest.approx(0.3)
     assert pacer.take(5.0, 50) == 10  # never more than one second of TPS at once
+
+
+@pytest.mark.parametrize("tps", [1, 7, 100, 2500, 1_000_000])
+def test_grant_agrees_with_next_time_and_never_spins(tps):
+    """A sender that sleeps until next_time() always gets a grant when it wakes."""
+    pacer = Pacer(tps)
+    now, sent = 1000.0, 0
+    while sent < min(3 * tps, 30_000):
+        granted = pacer.grant(now, 64)
+        if granted:
+            sent += granted
+            continue
+        wake = pacer.next_time(now)
+        assert wake > now
+        now = wake
+        assert pacer.grant(now, 1) == 1
+        sent += 1
+    assert sent >= min(3 * tps, 30_000)

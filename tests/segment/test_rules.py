@@ -174,13 +174,20 @@ def test_the_example_rules_file_is_the_classic_flow():
     example = Path(__file__).resolve().parents[2] / "examples" / "reactivation.toml"
     r = load(example)
     names = [s.name for s in r.segments]
-    assert names == ["dead", "sleep90", "sleep60", "sleep30", "never"]
-    dead, sleep90, sleep60, sleep30, never = r.segments
+    assert names == ["flow_end", "dead", "sleep90", "sleep60", "sleep30", "never"]
+    end, dead, sleep90, sleep60, sleep30, never = r.segments
+    assert end.action == "list" and end.suppress
+    nothing = {f"{v}_{s}": False for s in names for v in ("sent", "clicked", "replied")}
+    gone = nothing | {"sent_sleep90": True, "days_since_sent_sleep90": 14}
+    assert end.test(gone) and not end.test(gone | {"clicked_sleep90": True})
+    assert not end.test(gone | {"days_since_sent_sleep90": 13})
     assert dead.action == "list"
     assert dead.test({"days_since_activity": 181})
     assert not dead.test({"days_since_activity": 180})
-    assert sleep90.test({"days_since_activity": 120})
-    assert sleep60.test({"days_since_activity": 75})
+    assert sleep90.test(nothing | {"days_since_activity": 120})
+    assert not sleep90.test(nothing | {"days_since_activity": 120, "clicked_sleep60": True})
+    assert sleep60.test(nothing | {"days_since_activity": 75})
+    assert not sleep60.test(nothing | {"days_since_activity": 75, "replied_sleep30": True})
     assert sleep30.test({"days_since_activity": 30})
     assert not sleep30.test({"days_since_activity": 29})
     assert never.test({"never_responded": True, "days_since_signup": 40})

@@ -157,3 +157,65 @@ async def test_a_request_cut_by_the_stop_enqueues_nothing(nursery, tmp_path):
     assert list(served.store.messages()) == []
     served.store.close()
     await stream.aclose()
+
+
+@pytest.mark.slow
+def test_links_answered_by_several_processes_on_one_socket(tmp_path):
+    from pathlib import Path
+
+    from engine import config
+    from engine.store import NewMessage
+    from engine.store.records import Link
+    from engine.wiring import open_store
+
+    base, phone = "https://s.example/", "Mozilla/5.0 (Android 13) Mobile Safari/537.36"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "engine.toml"
+    path.write_text(
+        f'[store]\npath = "{tmp_path / "db"}"\n[control]\nsocket = "{tmp_path / "v.sock"}"\n'
+        f'[http]\nlisten = "127.0.0.1:0"\n'
+        f'[links]\nbase = "{base}"\nlisten = "127.0.0.1:{port}"\nprocesses = 3\n'
+    )
+    store = open_store(config.load(path))
+    store.enqueue(
+        "b",
+        [NewMessage(to=f"+7916500{i:04d}", text=f"x {base}code{i:03d}", sender="S",
+                    ext_id=str(i), route="op",
+                    links=[Link(code=f"code{i:03d}", url="https://shop.example/")])
+         for i in range(30)],
+        now=time.time(),
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--config", str(path)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                if len(children) == 2:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        for i in range(30):  # a connection each: the kernel hands them to any process
+            r = httpx.get(f"http://127.0.0.1:{port}/code{i:03d}", headers={"User-Agent": phone})
+            assert r.status_code == 302
+        assert store.step_stats(["b"])["b"].clicks == 30
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        for pid in children:
+            assert (
+                not Path(f"/proc/{pid}").exists()
+                or "zombie" in Path(f"/proc/{pid}/status").read_text()
+            )
+    finally:
+        proc.kill()
+        proc.wait()
+        store.close()

@@ -214,3 +214,35 @@ def test_receipt_tlvs_agree_with_smpplib():
 def test_unencodable_fields_are_local_errors_naming_the_field(pdu, field):
     with pytest.raises(LocalProtocolError, match=field):
         codec.encode(pdu)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.builds(
+        p.DeliverSm,
+        sequence=st.integers(1, 0x7FFFFFFF),
+        service_type=st.text(alphabet="ABC", max_size=5),
+        source_addr=st.text(alphabet="0123456789", max_size=20),
+        destination_addr=st.text(alphabet="0123456789ab", max_size=20),
+        esm_class=st.integers(0, 255),
+        data_coding=st.integers(0, 255),
+        short_message=st.binary(max_size=200),
+        receipted_message_id=st.none() | st.text(alphabet="0123456789abcdef", max_size=64),
+        message_state=st.none() | st.integers(0, 255),
+        network_error_code=st.none() | st.binary(min_size=3, max_size=3),
+        sar_msg_ref_num=st.none() | st.integers(0, 65535),
+        validity_period=st.sampled_from(["", "000000010000000R"]),
+    ),
+    st.data(),
+)
+def test_the_fast_decoders_give_what_the_general_decoder_gives(pdu, data):
+    from engine.smpp import decode as general
+    from engine.smpp.fastpath import FAST
+
+    raw = codec.encode(pdu)
+    if data.draw(st.booleans()):  # a response too
+        raw = codec.encode(p.SubmitSmResp(sequence=pdu.sequence, message_id=pdu.destination_addr))
+    length, cid, status, seq = codec.HEADER.unpack_from(raw)
+    fast = FAST[cid](raw, 16, length, seq, status)
+    if fast is not None:
+        assert fast == general._decode_at(raw, 0, length)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.smpp import codec
+from engine.smpp import codec, receipts
 from engine.smpp import pdu as p
 from engine.smpp.receipts import (
     Receipt,
@@ -199,3 +199,59 @@ def test_round_trip_with_the_writer_and_the_pdu():
     pdu = codec.decode(codec.encode(p.DeliverSm(sequence=1, esm_class=4, short_message=text)))
     r = parse_receipt_pdu(pdu)
     assert (r.message_id, r.stat, r.err, r.text) == ("1A2B", "UNDELIV", 1, "Hello")
+
+
+_STATE_NUMBERS = {
+    "ENROUTE": 1,
+    "DELIVRD": 2,
+    "EXPIRED": 3,
+    "DELETED": 4,
+    "UNDELIV": 5,
+    "ACCEPTD": 6,
+    "UNKNOWN": 7,
+    "REJECTD": 8,
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    stat=st.sampled_from(sorted(_STATE_NUMBERS)),
+    err=st.integers(0, 999),
+    tlv_id=st.text(alphabet="0123456789abcdefABCDEF -", min_size=0, max_size=70),
+    text_id=st.text(alphabet="0123456789abcdef", min_size=1, max_size=20),
+    tail=st.sampled_from(["", " text:hello", " Text:err:5", " text:", "err:1 stat:X"]),
+    shape=st.sampled_from(["standard", "no err", "err first", "upper", "payload", "empty"]),
+)
+def test_the_tlv_fast_path_reads_what_the_full_parser_reads(
+    stat, err, tlv_id, text_id, tail, shape
+):
+    text = {
+        "standard": f"id:{text_id} sub:001 dlvrd:001 submit date:2611221530 done date:2611221531 "
+        f"stat:{stat} err:{err:03d}{tail}",
+        "no err": f"id:{text_id} stat:{stat}{tail}",
+        "err first": f"err:{err} id:{text_id} stat:{stat}{tail}",
+        "upper": f"ID:{text_id} STAT:{stat} ERR:{err}{tail}",
+        "payload": f"id:{text_id} stat:{stat} err:{err}{tail}",
+        "empty": "",
+    }[shape].encode()
+    pdu = p.DeliverSm(
+        esm_class=4,
+        short_message=b"" if shape == "payload" else text,
+        message_payload=text if shape == "payload" else None,
+        receipted_message_id=tlv_id,
+        message_state=_STATE_NUMBERS[stat],
+        network_error_code=b"\x03\x00\x1b",
+    )
+    fast = receipts.parse_receipt_pdu(pdu)
+    full = receipts.parse_receipt(
+        pdu.short_message,
+        receipted_message_id=pdu.receipted_message_id,
+        message_state=pdu.message_state,
+        network_error_code=pdu.network_error_code,
+        message_payload=pdu.message_payload,
+    )
+    if isinstance(full, receipts.ReceiptError):
+        assert isinstance(fast, receipts.ReceiptError)
+        return
+    keep = ("message_id", "id_forms", "stat", "state", "final", "err", "err_raw", "network_error")
+    assert {k: getattr(fast, k) for k in keep} == {k: getattr(full, k) for k in keep}

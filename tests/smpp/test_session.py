@@ -339,3 +339,15 @@ def test_random_interleavings_keep_the_outstanding_table_consistent(steps):
     pair.to_esme()
     pair.to_smsc()
     assert not [x for x in pair.esme.outstanding.values() if isinstance(x, p.SubmitSm)]
+
+
+@pytest.mark.parametrize("cls", [p.DeliverSm, p.DataSm])
+@pytest.mark.parametrize("status", [0, c.ESME_RX_T_APPN])
+def test_acknowledge_writes_what_respond_writes(cls, status):
+    a, b = Pair(), Pair()
+    a.bind()
+    b.bind()
+    request = cls(sequence=4242)
+    a.esme.respond(request, status)
+    b.esme.acknowledge(request, status)
+    assert a.esme.data_to_send() == b.esme.data_to_send()

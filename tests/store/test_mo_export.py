@@ -39,4 +39,4 @@ def test_the_mo_export_shows_the_rule_that_matched(tmp_path, capsys):
         ("don't stop", False, "not an opt-out: STOP among other words"),
     ]
     assert cli.main(["numbers", "export", "--mo", "--config", str(path)]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "at,from,to,text,stopped,stop_rule"
+    assert capsys.readouterr().out.splitlines()[0] == "at,from,to,text,stopped,stop_rule,batch"

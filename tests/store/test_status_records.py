@@ -18,8 +18,8 @@ from engine.store import (
     StoreLock,
     sweeps,
 )
+from engine.store import campaign as camp
 from engine.store import layout as L
-from engine.store import store as store_mod
 
 NOW = 1_800_000_000.0
 
@@ -368,54 +368,36 @@ def test_apply_replays_after_the_map_grew_and_remembers_its_claims(tmp_path):
     s.close()
 
 
-# -- hooks for other store modules ---------------------------------------------------------
+# -- campaigns in the store's transactions ------------------------------------------------
 
 
-def test_hooks_write_in_the_stores_transactions(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_mod, "LOAD_CHUNK", 2)  # a chunk is written before the failure
-    s = Store.open(tmp_path / "db")
-    seen = []
-
-    def on_enqueue(tx, msg_id, new):
-        tx.txn.put(b"hook:" + str(msg_id).encode(), new.to.encode(), db=tx.db["meta"])
-
-    def on_abort(tx, batch, ids):
-        seen.append(("aborted", batch, sorted(ids)))
-        for i in ids:
-            tx.txn.delete(b"hook:" + str(i).encode(), db=tx.db["meta"])
-
-    s.hooks.enqueue.append(on_enqueue)
-    s.hooks.load_aborted.append(on_abort)
-    s.hooks.mo.append(lambda tx, op, seq: seen.append(("mo", op.source, seq)))
-    s.enqueue("b", msgs(2), now=NOW)
-
-    def bad():
-        yield from msgs(2, start=5)
-        raise ValueError("bad")
-
-    with pytest.raises(ValueError, match="bad"):
-        s.enqueue("c", bad(), now=NOW)
-    s.apply([RecordMo(source="+79160000009", destination="S", text="hi", at=NOW)])
-    assert seen == [("aborted", "c", [3, 4]), ("mo", "+79160000009", 1)]
-    with s.env.begin(db=s.db["meta"]) as txn:
-        hooked = {k: v for k, v in txn.cursor() if k.startswith(b"hook:")}
-    assert hooked == {b"hook:1": b"+79160000000", b"hook:2": b"+79160000001"}
-    s.check()
-    s.close()
-
-
-def test_a_failing_hook_leaves_nothing_of_its_chunk(tmp_path):
+def test_a_failing_campaign_write_leaves_nothing_of_its_chunk(tmp_path, monkeypatch):
+    """engine/store/campaign.py writes in the chunk's transaction: if it fails, nothing of
+    the chunk (nor of the load) is left."""
     s = Store.open(tmp_path / "db")
 
-    def boom(tx, msg_id, new):
+    def boom(tx, msg_id, new, remember):
         raise RuntimeError("campaign table full")
 
-    s.hooks.enqueue.append(boom)
+    monkeypatch.setattr(camp, "on_enqueue", boom)
     with pytest.raises(RuntimeError, match="full"):
-        s.enqueue("b", msgs(3), now=NOW)
+        s.enqueue("b", msgs(3), now=NOW, campaign="c", segment="s1")
     assert list(s.messages()) == []
+    assert s.batch_infos() == {}
     s.check()
     s.close()
+
+
+def test_a_reply_is_attributed_to_the_step_whose_message_reached_the_number(store):
+    store.enqueue("step1", msgs(2), now=NOW, campaign="c", segment="s1")
+    claimed = store.claim("op", 2, NOW)
+    store.apply([MarkSent(id=m.id, smsc_ids=[f"s{m.id}"], at=NOW) for m in claimed])
+    store.enqueue("step2", msgs(1), now=NOW + 1, campaign="c", segment="s2")  # not sent yet
+    (mo,) = store.apply([RecordMo(source="+79160000000", destination="S", text="hi", at=NOW + 9)])
+    assert mo.ok
+    (kept,) = store.list_mo()
+    assert (kept.batch, kept.message) == ("step1", claimed[0].id)
+    assert store.step_stats(["step1"])["step1"].replies == 1
 
 
 # -- check() and the schema --------------------------------------------------------------

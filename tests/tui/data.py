@@ -72,4 +72,8 @@ def snapshot(binds: int = 3, batches: int = 4, live: bool = True) -> p.Snapshot:
         dead=17,
         stopped=5,
         prunes=["2026-11-23 09:58 +79160000017 (UNDELIV err 1)"],
+        engagement={
+            batch: {"clicks": 40 + 9 * i, "clickers": 31 + 7 * i, "replies": 3 + i, "optouts": i}
+            for i, batch in enumerate(batch_counts)
+        },
     )

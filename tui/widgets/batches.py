@@ -1,4 +1,4 @@
-"""Batches with progress bars: delivered / failed / skipped of total."""
+"""Batches with progress bars: delivered / failed / skipped of total; clicks as they come."""
 
 from __future__ import annotations
 
@@ -13,14 +13,22 @@ DONE_BAD = ("undelivered", "expired", "rejected", "failed", "unknown", "deleted"
 
 
 class BatchesTable(SyncedTable):
-    COLUMNS = ("batch", "progress", "msgs", "delivered", "failed", "skipped", "waiting")
+    COLUMNS = (
+        "batch", "progress", "msgs", "delivered", "failed", "skipped", "waiting", "clickers",
+        "clicks", "replies",
+    )  # fmt: skip
 
     def rows_of(self, snap: p.Snapshot) -> dict[str, tuple[object, ...]]:
         paused = set(snap.paused_batches)
-        return {b: _row(b, c, b in paused) for b, c in sorted(snap.batches.items())}
+        return {
+            b: _row(b, c, b in paused, snap.engagement.get(b, {}))
+            for b, c in sorted(snap.batches.items())
+        }
 
 
-def _row(batch: str, counts: dict[str, int], paused: bool) -> tuple[object, ...]:
+def _row(
+    batch: str, counts: dict[str, int], paused: bool, engaged: dict[str, int]
+) -> tuple[object, ...]:
     total = sum(counts.values())
     good = sum(counts.get(s, 0) for s in DONE_GOOD)
     bad = sum(counts.get(s, 0) for s in DONE_BAD)
@@ -35,6 +43,9 @@ def _row(batch: str, counts: dict[str, int], paused: bool) -> tuple[object, ...]
         f"{bad:,}",
         f"{skipped:,}",
         f"{waiting:,}",
+        f"{engaged.get('clickers', 0):,}",
+        f"{engaged.get('clicks', 0):,}",
+        f"{engaged.get('replies', 0):,}",
     )
 
 
