@@ -63,6 +63,20 @@ class LinksConfig(Base, frozen=True):
     processes: Annotated[int, Meta(ge=1, le=32)] = 1
 
 
+class WebhooksConfig(Base, frozen=True):
+    """Receipts, inbound messages and final states POSTed to ``url`` from the store's outbox
+    (engine/store/outbox.py; `volley serve` delivers them: engine/webhooks.py)."""
+
+    url: str = ""  # "": no webhooks (nothing is written to the outbox)
+    secret_env: str = "VOLLEY_WEBHOOK_SECRET"  # the variable holding the HMAC secret
+    events: list[Literal["receipt", "mo", "final"]] = msgspec.field(
+        default_factory=lambda: ["receipt", "mo", "final"]
+    )
+    retry_for: Duration = "24h"  # then an event is dead-lettered
+    timeout: Duration = "10s"  # per request
+    max_in_flight: Annotated[int, Meta(ge=1, le=256)] = 8  # requests under way at once
+
+
 class LogConfig(Base, frozen=True):
     """Logs of `volley run` and `volley serve`: stderr, or a file rotated by size."""
 
@@ -201,6 +215,7 @@ class Config(Base, frozen=True):
     control: ControlConfig = ControlConfig()
     http: HttpConfig = HttpConfig()
     links: LinksConfig = LinksConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     log: LogConfig = LogConfig()
     engine: EngineConfig = EngineConfig()
     defaults: DefaultsConfig = DefaultsConfig()
@@ -339,6 +354,7 @@ def _check_semantics(cfg: Config) -> None:
     except ValueError as exc:
         raise ConfigError(f"http.listen: {exc}") from None
     _check_links(cfg.links)
+    _check_webhooks(cfg.webhooks)
     try:
         from zoneinfo import ZoneInfo
 
@@ -369,6 +385,27 @@ def _check_links(links: LinksConfig) -> None:
         raise ConfigError(f"links.base: {links.base!r}: must end with / (the code follows it)")
     if any(c.isspace() for c in links.base):
         raise ConfigError(f"links.base: {links.base!r}: no spaces")
+
+
+def _check_webhooks(hooks: WebhooksConfig) -> None:
+    from urllib.parse import urlsplit
+
+    if not hooks.url:
+        return
+    parts = urlsplit(hooks.url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or any(c.isspace() for c in hooks.url)
+    ):
+        raise ConfigError(f"webhooks.url: {hooks.url!r}: expected an http(s) URL")
+    if not hooks.events:
+        raise ConfigError('webhooks.events: empty (expected some of "receipt", "mo", "final")')
+    if not hooks.secret_env:
+        raise ConfigError("webhooks.secret_env: empty (the variable holding the HMAC secret)")
+    for key in ("retry_for", "timeout"):
+        if seconds(getattr(hooks, key)) <= 0:
+            raise ConfigError(f"webhooks.{key}: must be longer than 0")
 
 
 def listen_address(text: str) -> tuple[str, int] | str:

@@ -30,6 +30,7 @@ def open_store(cfg: Config, *, readonly: bool = False) -> Store:
         stop_exempt_kinds=frozenset({"transactional"} if cfg.stop.transactional_exempt else ()),
     )
     store.reply_window = seconds(cfg.links.reply_window)
+    store.webhooks = frozenset(cfg.webhooks.events) if cfg.webhooks.url else frozenset()
     return store
 
 

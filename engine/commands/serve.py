@@ -80,12 +80,19 @@ def main(args: argparse.Namespace) -> int:
         log.warning("no API token (%s unset): any local user can use the API", cfg.http.token_env)
     elif len(token) < 16:
         log.warning("the API token in %s is short (%d characters)", cfg.http.token_env, len(token))
+    secret = _webhook_secret(cfg)
     try:
         store = open_store(cfg)
     except StoreError as exc:
         print(f"volley serve: {exc}", file=sys.stderr)
         return 1
-    api = Api(cfg, store, token=token, control=cfg.resolve(cfg.control.socket))
+    sender = None
+    if secret is not None:
+        from engine.webhooks import WebhookSender
+
+        sender = WebhookSender(store, cfg.webhooks, secret)
+    control = cfg.resolve(cfg.control.socket)
+    api = Api(cfg, store, token=token, control=control, sender=sender)
     listeners = [Listener("api", api, listen)]
     graceful = config.seconds(cfg.http.graceful_timeout)
     workers: list[subprocess.Popen] = []
@@ -94,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
             address, workers = _links_listener(cfg, args)
             listeners.append(Listener("links", Links(store), address))
             listen += f" or {cfg.links.listen}"
-        return trio.run(_serve, listeners, graceful)
+        return trio.run(_serve, listeners, graceful, sender)
     except (OSError, BaseExceptionGroup) as exc:
         error = _os_error(exc)
         if error is None:
@@ -106,6 +113,21 @@ def main(args: argparse.Namespace) -> int:
     finally:
         _stop_workers(workers, graceful)
         store.close()
+
+
+def _webhook_secret(cfg) -> bytes | None:
+    """The HMAC secret of [webhooks] (None: no webhooks); unset is a usage error (exit 2)."""
+    from engine.cli import UsageError
+
+    if not cfg.webhooks.url:
+        return None
+    secret = os.environ.get(cfg.webhooks.secret_env, "")
+    if not secret:
+        raise UsageError(
+            f"webhooks.secret_env: the variable {cfg.webhooks.secret_env} is not set "
+            "(the secret that signs each webhook)"
+        )
+    return secret.encode()
 
 
 def _links_listener(cfg, args: argparse.Namespace) -> tuple[str, list[subprocess.Popen]]:
@@ -190,7 +212,7 @@ def _os_error(exc: BaseException) -> OSError | None:
     return None
 
 
-async def _serve(listeners, graceful_timeout: float) -> int:
+async def _serve(listeners, graceful_timeout: float, sender=None) -> int:
     import trio
 
     from engine.http.server import serve_all
@@ -199,6 +221,8 @@ async def _serve(listeners, graceful_timeout: float) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, signals, shutdown, nursery.cancel_scope)
+            if sender is not None:  # the webhooks: stopped with the listeners
+                nursery.start_soon(sender.run)
             await serve_all(listeners, shutdown, graceful_timeout=graceful_timeout)
             nursery.cancel_scope.cancel()  # every listener has stopped
     log.info("stopped")

@@ -36,6 +36,12 @@ def snapshot(cfg, store=None) -> dict:
         "unmatched_recent": [],
         "windows": windows_now(cfg, now),
         "scheduled_by_hour": {},
+        "webhooks": {
+            "url": cfg.webhooks.url or None,
+            "backlog": 0,
+            "dead_letters": 0,
+            "oldest": None,
+        },
     }
     own = store is None
     try:
@@ -46,6 +52,7 @@ def snapshot(cfg, store=None) -> dict:
         counts = store.counts()
         unmatched = store.list_unmatched(10)
         by_hour = store.scheduled_by_hour()
+        backlog, dead, oldest = store.webhook_counts()
     finally:
         if own:
             store.close()
@@ -62,7 +69,12 @@ def snapshot(cfg, store=None) -> dict:
             for h, n in sorted(by_hour.items())
         },
     )
+    snap["webhooks"].update(backlog=backlog, dead_letters=dead, oldest=_iso(oldest))
     return snap
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
 def live(cfg, snap: dict) -> dict:
@@ -160,6 +172,14 @@ def main(args: argparse.Namespace) -> int:
         for hour, n in list(snap["scheduled_by_hour"].items())[:48]:
             hours.add_row(hour, f"{n:,}")
         console.print(hours)
+    hooks = snap["webhooks"]
+    if hooks["url"] or hooks["backlog"] or hooks["dead_letters"]:
+        since = f", oldest {hooks['oldest']}" if hooks["oldest"] else ""
+        style = "bold red" if hooks["dead_letters"] else "default"
+        console.print(
+            f"webhooks {hooks['url'] or '(no [webhooks] url)'}: {hooks['backlog']:,} waiting"
+            f"{since}; [{style}]{hooks['dead_letters']:,} dead-lettered[/]"
+        )
     if snap["unmatched_receipts"]:
         console.print(f"unmatched receipts: {snap['unmatched_receipts']:,} (latest first)")
         for u in snap["unmatched_recent"]:

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -31,6 +31,9 @@ from engine.http.asgi import HttpError, Receive, Request, Scope, Send
 from engine.lookup import EXPORT_COLUMNS, export_rows, message_view, parse_since
 from engine.sched.schedule import Scheduler
 from engine.store import STATES, EnqueueResult, Store, StoreError
+
+if TYPE_CHECKING:
+    from engine.webhooks import WebhookSender
 
 log = logging.getLogger("volley.http")
 
@@ -59,13 +62,22 @@ EXPORT_CHUNK = 1 << 16
 
 
 class Api:
-    def __init__(self, cfg: Config, store: Store, *, token: str | None, control: Path) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        *,
+        token: str | None,
+        control: Path,
+        sender: WebhookSender | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.sender = sender
         self.store = store
         self.token = token.encode() if token else None
         self.max_body = size_bytes(cfg.http.max_body)
         self.scheduler = Scheduler(cfg)
-        self.registry = metrics.registry(cfg, store, control)
+        self.registry = metrics.registry(cfg, store, control, sender)
         self._loading: set[str] = set()  # batches a request is loading now
         self._routes = [(m, p.split("/"), h) for m, p, h in ROUTES]
 
@@ -304,6 +316,8 @@ class Api:
         snap = await trio.to_thread.run_sync(
             lambda: status.live(self.cfg, status.snapshot(self.cfg, self.store))
         )
+        if self.sender is not None:
+            snap["webhooks"]["sender"] = self.sender.stats()
         await request.json(200, snap)
 
     async def openapi(self, request: Request, context: dict[str, Any]) -> None:

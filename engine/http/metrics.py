@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -30,14 +31,23 @@ from engine.control import protocol as p
 from engine.control.views import window_views
 from engine.store import Store
 
+if TYPE_CHECKING:
+    from engine.webhooks import WebhookSender
+
 log = logging.getLogger("volley.http")
 SNAPSHOT_TIMEOUT = 3.0
 
 
 class VolleyCollector:
     def __init__(
-        self, cfg: Config, store: Store, control: Path, clock: Callable[[], float] = time.time
+        self,
+        cfg: Config,
+        store: Store,
+        control: Path,
+        clock: Callable[[], float] = time.time,
+        sender: WebhookSender | None = None,
     ) -> None:
+        self.sender = sender
         self.cfg = cfg
         self.store = store
         self.control = control
@@ -54,6 +64,28 @@ class VolleyCollector:
         )
         if snap is not None:
             yield from live_families(snap)
+        yield from self._webhook_families()
+
+    def _webhook_families(self) -> Iterator[Metric]:
+        backlog, dead, _ = self.store.webhook_counts()
+        yield GaugeMetricFamily(
+            "volley_webhook_backlog", "Webhook events waiting in the outbox", value=backlog
+        )
+        yield GaugeMetricFamily(
+            "volley_webhook_dead_letters",
+            "Webhook events given up after [webhooks] retry_for (kept in the store)",
+            value=dead,
+        )
+        if self.sender is None:
+            return
+        deliveries = CounterMetricFamily(
+            "volley_webhook_deliveries",
+            'Webhook POSTs by HTTP status ("error": no answer; "dead": given up) since start',
+            labels=["status"],
+        )
+        for status, n in sorted(self.sender.deliveries.items()):
+            deliveries.add_metric([status], n)
+        yield deliveries
 
     def _snapshot(self) -> p.Snapshot | None:
         from engine.control.client import Client, ControlUnavailable
@@ -234,7 +266,9 @@ def _bind_families(binds: list[p.BindView]) -> Iterator[Metric]:
     yield from (up, paused, used, size, *counters.values())
 
 
-def registry(cfg: Config, store: Store, control: Path) -> CollectorRegistry:
+def registry(
+    cfg: Config, store: Store, control: Path, sender: WebhookSender | None = None
+) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(VolleyCollector(cfg, store, control))
+    reg.register(VolleyCollector(cfg, store, control, sender=sender))
     return reg

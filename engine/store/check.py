@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import lmdb
 
 from engine.store import layout as L
-from engine.store import readers
+from engine.store import outbox, readers
 from engine.store import records as r
 from engine.store.errors import StoreError
 from engine.store.layout import BATCH, KIND, OPERATOR, ROUTE
@@ -85,6 +85,17 @@ def check(s: Store, txn: lmdb.Transaction) -> None:
     _smsc(s, txn, name)
     _numbers(s, txn)
     _memory(s, claimed, places)
+    _outbox(s, txn)
+
+
+def _outbox(s: Store, txn: lmdb.Transaction) -> None:
+    """The webhooks' backlog counter equals the events waiting in the outbox."""
+    waiting = 0
+    for _, entry, bitmap in outbox.entries(txn, s.db, 0, 1 << 62):
+        waiting += sum(not outbox.is_done(bitmap, i) for i in range(len(entry)))
+    counted = readers.counter(s, txn, outbox.BACKLOG_KEY)
+    if counted != waiting:
+        _fail(f"webhooks backlog counter {counted}, but {waiting} event(s) wait in the outbox")
 
 
 def _places(s: Store, txn: lmdb.Transaction, name: object) -> dict[int, str]:

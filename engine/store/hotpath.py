@@ -16,7 +16,7 @@ import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from engine.store import flow, numbers, receipts
+from engine.store import flow, numbers, outbox, receipts
 from engine.store import layout as L
 from engine.store import records as r
 from engine.store.layout import OPERATOR, ROUTE
@@ -47,6 +47,8 @@ def apply(s: Store, tx: Tx, ops: Sequence[r.Op]) -> list[r.Result]:
         else:
             out.append(flow.apply_one(s, tx, ops[i]))
         i = j
+    if s.webhooks:
+        outbox.collect(tx, ops, out)
     return out
 
 

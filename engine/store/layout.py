@@ -34,7 +34,7 @@ import struct
 
 import msgspec
 
-from engine.store import campaign
+from engine.store import campaign, outbox
 from engine.store import records as r
 
 SCHEMA = 2
@@ -60,6 +60,7 @@ NAMES: tuple[str, ...] = (
     "mo",
     "unmatched",
     *campaign.DATABASES,  # campaigns: links, clicks, contacts, engagement (campaign.py)
+    *outbox.DATABASES,  # webhooks: the outbox, what was delivered, dead letters (outbox.py)
 )
 SPARE_DBS = 8  # room for databases a later schema adds
 

@@ -39,6 +39,7 @@ import lmdb
 from engine.store import batches, check, enqueue, flow, hotpath, numbers, readers, recovery, sweeps
 from engine.store import campaign as camp
 from engine.store import layout as L
+from engine.store import outbox as ob
 from engine.store import records as r
 from engine.store.enqueue import check_batch_id
 from engine.store.errors import StoreError
@@ -84,6 +85,9 @@ class Store:
         self.recovered = 0
         self.owner = b""  # tags this process's claim sets (one per engine process)
         self.reply_window = 7 * 86400.0  # an MO this soon after a campaign step answers it
+        # the events [webhooks] asks for ("receipt", "mo", "final"): written to the outbox
+        # in the transaction of the change (engine/store/outbox.py); empty: nothing is
+        self.webhooks: frozenset[str] = frozenset()
         # in memory: what this store has in flight, by id, and its claim sets by seq
         self._live: dict[int, L.Live] = {}
         self._sets: dict[int, list[int]] = {}  # seq -> [ids still in flight, claim_ms, epoch]
@@ -418,6 +422,34 @@ class Store:
             return camp.memory(txn, self.db, numbers_, segments, message)
 
         return self._read(read) if segments else {}
+
+    # -- webhooks: the outbox (engine/store/outbox.py) -----------------------------------
+
+    def outbox_events(self, after: int = 0, entries: int = 64) -> tuple[list[ob.Event], int]:
+        """Events not yet delivered, in order, from up to ``entries`` outbox entries after
+        seq ``after``; and the last seq read (``after`` for the next call)."""
+        return self._read(lambda txn: ob.events(self, txn, after, entries))
+
+    def acknowledge(self, done: dict[int, list[int]], dead: Sequence[ob.Dead] = ()) -> None:
+        """Events delivered (seq -> indexes) or dead-lettered: out of the outbox, in one
+        write transaction."""
+        self._write(lambda tx: ob.acknowledge(tx, done, list(dead)))
+
+    def webhook_counts(self) -> tuple[int, int, float | None]:
+        """(events waiting in the outbox, events dead-lettered, the time of the oldest
+        waiting entry or None)."""
+
+        def read(txn: lmdb.Transaction) -> tuple[int, int, float | None]:
+            oldest = ob.oldest(txn, self.db)
+            return (readers.counter(self, txn, ob.BACKLOG_KEY),
+                    readers.counter(self, txn, ob.DEAD_KEY),
+                    None if oldest is None else oldest / 1000)  # fmt: skip
+
+        return self._read(read)
+
+    def dead_letters(self, limit: int = 100) -> list[ob.Dead]:
+        """The latest dead-lettered events, newest first: (seq, index, letter)."""
+        return self._read(lambda txn: ob.dead_letters(txn, self.db, limit))
 
     # -- readers -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.store import layout as L
+from engine.store import outbox
 from engine.store import records as r
 from engine.store.layout import OPERATOR
 from engine.store.tx import Tx
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from engine.store.store import Store
 
 _UNKNOWN = L.CODE[r.UNKNOWN]
+OUTBOX_MARGIN = 3600.0  # seconds: the purge keeps what became final this long before
+# the webhooks' oldest waiting event (entries are in commit order, their times nearly so)
 SWEEP_CHUNK = 20_000  # ids one sweep transaction walks (most have moved on: one get each)
 
 
@@ -80,6 +83,9 @@ def purge(s: Store, tx: Tx, older_than: float, limit: int) -> int:
     """Final messages older than ``older_than`` go, with their SMSC ids; unmatched
     receipts older than that too. The (batch, id) index stays."""
     txn, db = tx.txn, tx.db
+    first = outbox.oldest(txn, db)  # what the webhooks' outbox names must stay readable
+    if first is not None:
+        older_than = min(older_than, first / 1000 - OUTBOX_MARGIN)
     end = L.U64.pack(L.ms(older_than))
     _purge_unmatched(tx, end, limit)
     room, done = limit, 0

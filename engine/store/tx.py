@@ -19,7 +19,7 @@ import lmdb
 import msgspec
 
 from engine.store import layout as L
-from engine.store import readers
+from engine.store import outbox, readers
 from engine.store import records as r
 from engine.store.errors import StoreError
 
@@ -94,6 +94,8 @@ class Tx:
         self._cancelled: frozenset[str] | None = None
         self._epoch: list[int] = []  # [value, as read]
         self._numbers: bool | None = None
+        self.receipt_events: list[outbox.Receipt] = []  # for the webhooks' outbox (outbox.py)
+        self.mo_events: list[tuple[int, float]] = []
 
     # -- names ------------------------------------------------------------------
 
@@ -318,6 +320,8 @@ class Tx:
         self._write_sets(self.sent, self.db["sent"])
         self._write_sets(self.final, self.db["final"])
         self._drop_empty_claims()
+        if self.s.webhooks:
+            outbox.append(self)
         if self._seq and self._seq[0] != self._seq[1]:
             self.txn.put(b"setseq", L.U64.pack(self._seq[0] - 1), db=self.db["meta"])
         if self._epoch and self._epoch[0] != self._epoch[1]:
