@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tps": ("engine.commands.tps", "set an operator's TPS in the running engine"),
     "reconnect": ("engine.commands.reconnect", "reconnect a bind of the running engine"),
     "drain": ("engine.commands.drain", "drain the running engine and stop it"),
+    "reload": ("engine.commands.reload", "make the running engine read engine.toml again"),
     "numbers": ("engine.commands.numbers", "dead numbers and the stop list"),
     "segment": ("engine.commands.segment", "segment a customer base into batches"),
     "report": ("engine.commands.report", "per batch and campaign: delivered, clicks, replies"),

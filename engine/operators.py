@@ -71,6 +71,14 @@ class Operator:
         for bind in self.binds:  # a list-like sink: response times go into buckets
             bind.latencies = self.meters.submit_latency
 
+    def reconfigure(self, cfg: OperatorConfig, engine_cfg: Config) -> None:
+        """New settings that keep its binds (engine/reload.py): the next submits, receipts
+        and connections use them; TPS, pause and window are the reload's to set."""
+        self.cfg = cfg
+        self.builder = SubmitBuilder(cfg, max_parts=engine_cfg.defaults.max_parts)
+        for bind in self.binds:
+            bind.op = cfg
+
     @property
     def dead(self) -> bool:
         """Every bind that could send has failed for good (credentials): nothing will go."""

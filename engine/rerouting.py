@@ -62,6 +62,19 @@ class Rerouter:
                 log.info("routing changed: %d waiting message(s) re-routed", moved)
         await self.sweep(0.0, force=True)
 
+    async def reconfigure(self, cfg: Config) -> None:
+        """A reload's new operators and prefixes: what waits is routed again if the routing
+        table changed (by the first engine process), what is claimed as it comes."""
+        self.operators = cfg.operators
+        self.names = frozenset(op.name for op in cfg.operators)
+        table = routing.table(cfg.operators)
+        if table != self._table:
+            self._table = table
+            if self._first:
+                moved, _ = await self._db(self.store.reroute, self.route_of, table)
+                log.info("reload: routing changed: %d waiting message(s) re-routed", moved)
+        await self.sweep(0.0, force=True)
+
     async def sweep(self, now: float, force: bool = False) -> None:
         """Re-route what is queued on routes this config does not have; warn of the unroutable."""
         if not force and now - self._last_sweep < SWEEP_EVERY:

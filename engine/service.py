@@ -26,7 +26,7 @@ import trio
 
 from engine import outcomes
 from engine import store as st
-from engine.config import Config, seconds
+from engine.config import Config, OperatorConfig, seconds
 from engine.control import live
 from engine.control import protocol as cp
 from engine.control.actions import Actions
@@ -79,12 +79,12 @@ class Engine:
         self.control = control  # serve the control socket here
         self.part = part  # (this process's index, engine processes): its share of the binds
         self.store = store
+        self.config_path = ""  # the file a reload reads again (engine/reload.py)
         self.outcomes_in, self.outcomes = trio.open_memory_channel[Report](8192)
-        self.operators = {
-            op.name: Operator(op, cfg, part=part, outcomes=self.outcomes_in, veto=self.veto)
-            for op in cfg.operators
-        }
-        self.binds = {b.name: (op, b) for op in self.operators.values() for b in op.binds}
+        self.operators: dict[str, Operator] = {}
+        self.binds: dict[str, tuple[Operator, Bind]] = {}
+        for op_cfg in cfg.operators:
+            self._operator(op_cfg)
         self.scheduler = Scheduler(cfg)
         self._wall = wall
         self._wall_offset = 0.0
@@ -116,19 +116,45 @@ class Engine:
         self.rerouter = Rerouter(cfg, store, self.db, first=part[0] == 0)
         self.stuck = ""  # why --until-drained ended with messages no bind can send
         self.actions = Actions(self)
-        self.dispatchers = [
-            Dispatcher(
-                op,
-                self.operators,
-                claim=partial(self.db, store.claim),
-                submit=self.writer.submit,
-                scheduler=self.scheduler,
-                rerouter=self.rerouter,
-                now=self.now,
-                totals=self.totals,
-            )
-            for op in self.operators.values()
-        ]
+        self.dispatchers = [self._dispatcher(op) for op in self.operators.values()]
+
+    def _operator(self, op_cfg: OperatorConfig) -> Operator:
+        operator = Operator(
+            op_cfg, self.cfg, part=self.part, outcomes=self.outcomes_in, veto=self.veto
+        )
+        self.operators[operator.name] = operator
+        self.binds.update((b.name, (operator, b)) for b in operator.binds)
+        return operator
+
+    def _dispatcher(self, operator: Operator) -> Dispatcher:
+        return Dispatcher(
+            operator,
+            self.operators,
+            claim=partial(self.db, self.store.claim),
+            submit=self.writer.submit,
+            scheduler=self.scheduler,
+            rerouter=self.rerouter,
+            now=self.now,
+            totals=self.totals,
+        )
+
+    def new_operator(self, op_cfg: OperatorConfig) -> Operator:
+        """An operator added while running (engine/reload.py): its binds and dispatcher start."""
+        operator = self._operator(op_cfg)
+        dispatcher = self._dispatcher(operator)
+        self.dispatchers.append(dispatcher)
+        self.start_soon(operator.run)
+        self.start_soon(dispatcher.run)
+        return operator
+
+    def apply_stop_rules(self, rules: OptOutRules, exempt: set[str]) -> None:
+        self._optout, self._stop_exempt = rules, exempt
+
+    async def reload(self) -> str:
+        """Read the config file again and apply it (engine/reload.py); ReloadError if refused."""
+        from engine.reload import reload
+
+        return await reload(self, self.config_path)
 
     @property
     def stopping(self) -> bool:

@@ -64,6 +64,7 @@ class Supervisor:
         self.lock = lock  # the store's: held here, shared with the engine processes
         self.n = cfg.engine.processes
         self.control = control
+        self.config_path = config_path
         self._argv = [sys.executable, "-m", "engine", "run", "--config", config_path, *flags]
         self._procs: list[trio.Process | None] = [None] * self.n
         self.codes: list[int | None] = [None] * self.n
@@ -133,6 +134,22 @@ class Supervisor:
         finally:
             store.close()
 
+    def reload(self, *, signal_processes: bool = True) -> str:
+        """Check the config file again: refused (the reason returned, nothing changes), or
+        taken here and passed on to every engine process (SIGHUP; or by the caller)."""
+        from engine.reload import ReloadError, load
+
+        try:
+            self.cfg = load(self.config_path, self.cfg)
+        except ReloadError as exc:
+            log.error("reload refused, the running config stays: %s", exc)
+            return str(exc)
+        if signal_processes:
+            for proc in self._procs:
+                if proc is not None and proc.returncode is None:
+                    proc.send_signal(signal.SIGHUP)
+        return ""
+
     async def wait_exited(self) -> None:
         for proc in self._procs:
             if proc is not None:
@@ -169,6 +186,10 @@ class Supervisor:
         log.info("control: uid %d asks %r", uid, req)
         if isinstance(req, cp.Drain):
             self.stopping = True
+        if isinstance(req, cp.Reload):
+            refused = self.reload(signal_processes=False)
+            if refused:
+                return cp.Error(message=refused, code=cp.BAD_REQUEST)
         replies = await trio.to_thread.run_sync(self._ask_all, req)
         ok = [r for r in replies if isinstance(r, cp.Ok)]
         if ok:

@@ -3,9 +3,11 @@
 With --until-drained it exits 0 once nothing is ready or in flight and every
 sent message has its final receipt or has waited receipt_timeout; messages
 deferred to a later window do not keep it running. --timeout ends the run with
-exit 1 if it is not drained by then. SIGINT/SIGTERM/SIGHUP: stop taking new work,
+exit 1 if it is not drained by then. SIGINT/SIGTERM: stop taking new work,
 wait for in-flight responses (bounded), unbind, exit 0; a second signal exits at
-once (nothing is lost: every state change is already committed).
+once (nothing is lost: every state change is already committed). SIGHUP: read
+engine.toml again and apply it (engine/reload.py); a bad file is refused with
+an ERROR naming the key, and the engine goes on as it was.
 
 One engine per store: it holds the store's lock for its whole life; a second
 `volley run` on the same store exits 1 naming the holder's pid. Only the engine
@@ -23,7 +25,8 @@ import sys
 from functools import partial
 
 # Each asks for a graceful stop (drain, unbind, exit 0); a second one: exit at once.
-DRAIN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+DRAIN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RELOAD = signal.SIGHUP  # read engine.toml again (engine/reload.py)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +100,8 @@ def main(args: argparse.Namespace) -> int:
     async def amain() -> None:
         nonlocal code
         engine = Engine(cfg, store, control=control, part=part)
-        watched = DRAIN_SIGNALS + ((STOP, STOP_NOW) if args.worker else ())
+        engine.config_path = args.config
+        watched = DRAIN_SIGNALS + (RELOAD,) + ((STOP, STOP_NOW) if args.worker else ())
         with trio.open_signal_receiver(*watched) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(engine.run, until_drained=args.until_drained))
@@ -157,7 +161,7 @@ def _supervise(cfg, args: argparse.Namespace, control, lock) -> int:
 
     async def amain() -> None:
         nonlocal code
-        with trio.open_signal_receiver(*DRAIN_SIGNALS) as signals:
+        with trio.open_signal_receiver(*DRAIN_SIGNALS, RELOAD) as signals:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_forward, signals, supervisor)
                 if args.until_drained and sys.stderr.isatty() and not args.quiet:
@@ -179,7 +183,11 @@ async def _forward(signals, supervisor) -> None:
     from engine.supervisor import STOP, STOP_NOW
 
     count = 0
-    async for _ in signals:
+    async for signum in signals:
+        if signum == RELOAD:
+            logging.getLogger("volley").info("SIGHUP: reloading the config in every process")
+            supervisor.reload()
+            continue
         count += 1
         what = "stop taking work, drain, unbind" if count == 1 else "exiting now"
         logging.getLogger("volley").info("signal: every engine process: %s", what)
@@ -192,7 +200,9 @@ async def _worker_signals(signals, engine, nursery) -> None:
     from engine.supervisor import STOP_NOW
 
     async for signum in signals:
-        if signum == STOP_NOW:
+        if signum == RELOAD:
+            nursery.start_soon(_reload, engine)
+        elif signum == STOP_NOW:
             logging.getLogger("volley").info("supervisor: exiting now (nothing is lost)")
             nursery.cancel_scope.cancel()
         elif not engine.stopping:
@@ -213,9 +223,23 @@ async def _orphaned(engine) -> None:
     await engine.stop()
 
 
+async def _reload(engine) -> None:
+    """SIGHUP: the config file again; a refusal is logged (ERROR) by the reload itself."""
+    import contextlib
+
+    from engine.reload import ReloadError
+
+    logging.getLogger("volley").info("SIGHUP: reloading %s", engine.config_path)
+    with contextlib.suppress(ReloadError):
+        await engine.reload()
+
+
 async def _signals(signals, engine, nursery) -> None:
     count = 0
-    async for _ in signals:
+    async for signum in signals:
+        if signum == RELOAD:
+            nursery.start_soon(_reload, engine)
+            continue
         count += 1
         if count == 1:
             logging.getLogger("volley").info("signal: stop taking work, drain, unbind")

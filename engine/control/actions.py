@@ -63,6 +63,8 @@ class Actions:
                 engine.stopped_now.add(number)
                 await engine.db(engine.store.stop, [number], reason, engine.now())
                 return f"{number} stop-listed ({reason})"
+            case cp.Reload():
+                return await engine.reload()
             case cp.Drain():
                 engine.start_soon(engine.stop)
                 return "draining: finishing in-flight messages, then stopping"

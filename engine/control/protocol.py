@@ -66,7 +66,22 @@ class Drain(Base):
     """Stop taking new work, finish what is in flight, then stop the engine."""
 
 
-Request = Hello | Subscribe | Unsubscribe | Pause | Resume | Reconnect | SetTps | StopNumber | Drain
+class Reload(Base):
+    """Read engine.toml again and apply it (engine/reload.py); a bad file is refused."""
+
+
+Request = (
+    Hello
+    | Subscribe
+    | Unsubscribe
+    | Pause
+    | Resume
+    | Reconnect
+    | SetTps
+    | StopNumber
+    | Drain
+    | Reload
+)
 
 
 # -- replies -----------------------------------------------------------------

@@ -51,7 +51,7 @@ class Dispatcher:
         self._operators = operators
         self._claim = claim
         self._submit = submit
-        self._scheduler = scheduler
+        self.scheduler = scheduler
         self._rerouter = rerouter
         self._now = now
         self._totals = totals  # the engine's: "claimed" counts here
@@ -133,11 +133,11 @@ class Dispatcher:
         now = self._now()
         window = msg.window or msg.kind
         also = operator.cfg.send_windows.get(msg.kind, "")
-        decision = self._scheduler.decide(window, msg.to, now, also)
+        decision = self.scheduler.decide(window, msg.to, now, also)
         if not decision.open:
             self._outside_window(msg, decision.due, now)
             return None
-        validity = self._scheduler.validity(window, decision, now, also)
+        validity = self.scheduler.validity(window, decision, now, also)
         try:
             parts = operator.builder.bodies(msg.to, msg.text, msg.sender, validity_period=validity)
         except (encoding.TextTooLong, encoding.EncodingError) as exc:

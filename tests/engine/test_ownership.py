@@ -84,7 +84,7 @@ def test_a_second_engine_on_the_store_exits_1_naming_the_first(tmp_path):
         assert second.returncode == 1
         assert f"pid {first.pid}" in second.stderr
         assert "one engine per store" in second.stderr
-        first.send_signal(signal.SIGHUP)  # a graceful drain, like SIGTERM
+        first.send_signal(signal.SIGTERM)  # a graceful drain
         _, err = first.communicate(timeout=30)
         assert first.returncode == 0, err
         states = status(cfg)

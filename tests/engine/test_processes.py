@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -218,3 +219,41 @@ def test_the_processes_sockets_are_checked_before_any_starts(tmp_path):
     assert run.returncode == 1
     assert f"{name}.0: [control] socket path longer than 107 bytes" in err
     assert "engine process" not in err  # none was started
+
+
+def test_sighup_reloads_every_process_and_a_bad_file_is_refused(tmp_path):
+    n = 3000
+    with campaign(tmp_path, n, 600) as (cfg, wire):
+        run = volley("run", "--config", str(cfg), "--until-drained", "--timeout", "90",
+                     stderr=subprocess.PIPE, text=True)  # fmt: skip
+        snapshot(cfg)
+        good = cfg.read_text()
+        cfg.write_text(good.replace("tps = 600", "tps = 1200"))
+        run.send_signal(signal.SIGHUP)  # what systemd's ExecReload does
+        deadline = time.monotonic() + 10
+        while [op.tps_configured for op in snapshot(cfg).operators] != [1200]:
+            assert time.monotonic() < deadline, "the processes never took the new tps"
+            time.sleep(0.1)
+        cfg.write_text(good.replace("tps = 600", "tps = -1"))
+        run.send_signal(signal.SIGHUP)  # refused by the supervisor: nothing reaches the processes
+        time.sleep(0.3)
+        bad = subprocess.run([sys.executable, "-m", "engine", "reload", "--config", str(cfg)],
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert bad.returncode == 2  # refused before it is sent
+        assert "operators[0].tps: expected a number > 0" in bad.stderr
+        assert [op.tps_configured for op in snapshot(cfg).operators] == [1200]
+        cfg.write_text(good.replace("tps = 600", "tps = 900"))
+        reloaded = subprocess.run([sys.executable, "-m", "engine", "reload", "--config", str(cfg)],
+                                  capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert "operator local: tps" in reloaded.stdout
+        assert [op.tps_configured for op in snapshot(cfg).operators] == [900]
+        assert run.poll() is None  # still sending
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        states = status(cfg)
+    assert "reload refused, the running config stays" in err
+    assert "operators[0].tps" in err
+    sent = sent_texts(wire)
+    assert set(sent) == {f"msg {i}" for i in range(n)} and max(sent.values()) == 1
+    assert states["delivered"] == n
