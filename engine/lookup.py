@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.config import seconds
 from engine.store import Message, Store
-from engine.store.records import Click, Engagement
+from engine.store.records import FINAL, Click, Engagement, Transition
 
 # a final state that came from a delivery receipt, and the receipt's stat for it
 RECEIPT_STAT = {
@@ -51,10 +51,13 @@ def iso(t: float | None) -> str | None:
 
 
 def message_view(
-    msg: Message, engagement: tuple[Engagement, list[Click]] | None = None
+    msg: Message,
+    engagement: tuple[Engagement, list[Click]] | None = None,
+    transitions: list[Transition] | None = None,
 ) -> dict[str, Any]:
     """Everything the store knows of one message, in the upstream's words (with
-    ``engagement``, from :meth:`Store.engagement`: its links, clicks, replies)."""
+    ``engagement``, from :meth:`Store.engagement`: its links, clicks, replies; with
+    ``transitions``, from :meth:`Store.message_history`: its history)."""
     receipt = None
     if msg.state in RECEIPT_STAT or msg.err is not None:
         receipt = {
@@ -86,9 +89,56 @@ def message_view(
         "due": iso(msg.due) if msg.state == "scheduled" else None,
         "not_before": iso(msg.not_before),
         "expires": iso(msg.expires),
+        "claimed": iso(msg.claimed or None),
+        "sent": iso(msg.sent or None),
         "links": [{"code": link.code, "url": link.url} for link in msg.links],
         **({} if engagement is None else _engagement(*engagement)),
+        **({} if transitions is None else {"history": history(msg, transitions)}),
     }
+
+
+def history(msg: Message, transitions: list[Transition]) -> list[dict[str, Any]]:
+    """Its states with times and reasons, oldest first: enqueued, the rare transitions the
+    store noted (requeued, scheduled, re-routed, intermediate receipts, unknown), claimed,
+    sent (with its SMSC ids), final. A message given back (requeued, or scheduled again:
+    a throttle's retry, a window that closed) is shown at the time of the claim it left."""
+    steps: list[tuple[float, dict[str, Any]]] = [(msg.created, {"event": "enqueued"})]
+    if msg.not_before and msg.not_before > msg.created:
+        steps[0][1]["not_before"] = iso(msg.not_before)
+    for t in transitions:
+        step: dict[str, Any] = {"event": _label(t), "state": t.new, "reason": t.reason}
+        if t.new == "scheduled":
+            step["due"] = iso(t.due)
+        if t.attempts:
+            step["attempts"] = t.attempts
+        steps.append((t.at, step))
+    if msg.claimed:
+        steps.append((msg.claimed, {"event": "claimed", "route": msg.route}))
+    if msg.sent:
+        sent = {"event": "sent", "smsc_ids": list(msg.smsc_ids), "operator": msg.operator}
+        steps.append((msg.sent, sent))
+    if msg.state in FINAL:
+        final: dict[str, Any] = {"event": msg.state}
+        if msg.state in RECEIPT_STAT and msg.sent:
+            final["receipt"] = RECEIPT_STAT[msg.state]
+        why = error_of(msg) or ("" if msg.state in RECEIPT_STAT else msg.reason)
+        if why:
+            final["reason"] = why
+        steps.append((msg.updated, final))
+    steps.sort(key=lambda s: s[0])
+    return [{"at": iso(at), **step} for at, step in steps]
+
+
+def _label(t: Transition) -> str:
+    if t.new == "unknown":
+        return "unknown"
+    if t.old == t.new == "sent":
+        return "receipt"
+    if t.reason == "re-routed":
+        return "rerouted"
+    if t.new == "scheduled":
+        return "scheduled"
+    return "requeued"
 
 
 def _engagement(eng: Engagement, clicks: list[Click]) -> dict[str, Any]:

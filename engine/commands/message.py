@@ -33,12 +33,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         msg = store.find(args.batch, args.id)
         engagement = None if msg is None else store.engagement(msg.id)
+        transitions = None if msg is None else store.message_history(msg.id)
     finally:
         store.close()
     if msg is None:
         print(f"volley message: no message {args.id!r} in batch {args.batch!r}", file=sys.stderr)
         return 1
-    view = message_view(msg, engagement)
+    view = message_view(msg, engagement, transitions)
     if args.json:
         print(json.dumps(view, ensure_ascii=False))
         return 0
@@ -76,6 +77,14 @@ def _print(view: dict) -> None:
     ]
     for label, value in rows:
         print(f"{label:<14}{value}")
+    print("history")
+    for step in view["history"]:
+        detail = ", ".join(
+            f"{k} {' '.join(v) if isinstance(v, list) else v}"
+            for k, v in step.items()
+            if k not in ("at", "event") and v not in (None, "", [])
+        )
+        print(f"  {step['at']}  {step['event']}" + (f" ({detail})" if detail else ""))
 
 
 def _clicks(view: dict) -> str:

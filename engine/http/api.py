@@ -254,7 +254,8 @@ class Api:
             await trio.to_thread.run_sync(self._batch_counts, batch)  # 404 naming the batch
             raise HttpError(404, f"no message {id!r} in batch {batch!r}")
         engagement = await trio.to_thread.run_sync(self.store.engagement, msg.id)
-        await request.json(200, message_view(msg, engagement))
+        transitions = await trio.to_thread.run_sync(self.store.message_history, msg.id)
+        await request.json(200, message_view(msg, engagement, transitions))
 
     async def messages(self, request: Request, context: dict[str, Any], batch: str) -> None:
         query = request.query()

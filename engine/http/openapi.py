@@ -87,6 +87,29 @@ _MESSAGE = {
         "due": {"type": ["string", "null"], "format": "date-time"},
         "not_before": {"type": ["string", "null"], "format": "date-time"},
         "expires": {"type": ["string", "null"], "format": "date-time"},
+        "claimed": {"type": ["string", "null"], "format": "date-time"},
+        "sent": {"type": ["string", "null"], "format": "date-time"},
+        "history": {
+            "type": "array",
+            "description": "its states with times and reasons, oldest first: enqueued, "
+            "requeued, scheduled, rerouted, receipt (intermediate), claimed, sent, then its "
+            "final state",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "event": {"type": "string"},
+                    "state": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "due": {"type": "string", "format": "date-time"},
+                    "attempts": {"type": "integer"},
+                    "smsc_ids": {"type": "array", "items": {"type": "string"}},
+                    "operator": {"type": "string"},
+                    "receipt": {"type": "string"},
+                },
+                "required": ["at", "event"],
+            },
+        },
         "links": {
             "type": "array",
             "description": "its tracked short links: [links] base + code stands for url",

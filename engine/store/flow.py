@@ -273,7 +273,7 @@ def _mark_sent(s: Store, tx: Tx, op: r.MarkSent) -> r.Result:
     c = current(s, tx, op)
     if isinstance(c, r.Result):
         return c
-    return receipts.mark_sent(s, tx, op, c.idkey, c.raw, c.state)
+    return receipts.mark_sent(s, tx, op, c.idkey, c.raw, c.state, c.at_ms)
 
 
 _HANDLERS: dict[type, receipts.Handler] = {

@@ -91,7 +91,7 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
     moves: dict[bytes, int] = {}
     left, left_entries, gone = tx.left, tx.left_entries, tx.gone
     last_op, operator = None, (b"", 0)
-    last_seq, epoch = -1, 0
+    last_seq, epoch, claimed = -1, 0, b""
     sent_at, sent_ids = -1, None
     awaiting = zone = unroutable = 0
     for op in ops:
@@ -133,8 +133,15 @@ def _sent_run(s: Store, tx: Tx, ops: Sequence[r.MarkSent], out: list[r.Result]) 
             flags |= L.MULTIPART
         if seq != last_seq:
             last_seq = seq
-            epoch = (sets.get(seq) or new_sets[seq])[2] & 0xFFFFFFFF
-        status[idkey] = front(_SENT, flags, operator[1], at, at, epoch) + snap[24:] + tail
+            info = sets.get(seq) or new_sets[seq]
+            epoch, claimed = info[2] & 0xFFFFFFFF, _MS.pack(info[1])  # claimed_ms: at 36
+        status[idkey] = (
+            front(_SENT, flags, operator[1], at, at, epoch)
+            + snap[24:36]
+            + claimed
+            + snap[44:]
+            + tail
+        )
         left.append(mid)
         left_entries.append(live.pop(mid))
         gone[seq] = gone.get(seq, 0) + 1

@@ -18,6 +18,9 @@ cursor seeks (8-byte big-endian ids and times, so cursors walk in order):
 - ``numbers``   number              -> NumberRecord: stop, dead, failures, cap sends
 - ``stop`` / ``dead``  number       -> '': which numbers are stop-listed / pruned (listing)
 - ``names``     batches, kinds, routes and operators <-> small ints (see :class:`Names`)
+- ``history``   id seq              -> a rare transition (requeue, retry, schedule, unknown,
+                                       an intermediate receipt): [at_ms, from, to, reason,
+                                       due_ms, attempts]; the common path writes none
 - ``mo``, ``unmatched``, ``meta``
 
 A message waiting (queued, scheduled) or in flight has the stored state
@@ -59,6 +62,7 @@ NAMES: tuple[str, ...] = (
     "dead",
     "mo",
     "unmatched",
+    "history",
     *campaign.DATABASES,  # campaigns: links, clicks, contacts, engagement (campaign.py)
     *outbox.DATABASES,  # webhooks: the outbox, what was delivered, dead letters (outbox.py)
 )
@@ -97,6 +101,7 @@ Live = tuple[int, bytes, int, bytes, bytes]
 #  0 B state   1 B flags   2 H operator   4 q updated_ms   12 q sent_ms   20 I epoch
 # 24 B attempts   25 x   26 H kind   28 I batch   32 H route   34 x x   36 q due_ms
 # 44 I submit status   48 i err   52 i network error
+# (due_ms while pending; once sent, when the claim that sent it took it: claimed_ms)
 # 56 tail: msgpack [part states, SMSC ids, reason], or nothing when all are empty
 #
 # What a mark-sent changes is the first 24 bytes, what a delivery changes the first 12:

@@ -75,6 +75,8 @@ def view(
         if state == L.INFLIGHT:
             updated = (claims(s, txn) if claimed is None else claimed).get(mid, updated)
     state_name = r.STATES[state]
+    pending = state in L.PENDING
+    claimed = updated if state == L.INFLIGHT else st.due_ms if st.sent_ms and not pending else 0
     if not st.ids:
         part_states: list[str] = []
     elif st.parts:
@@ -95,7 +97,7 @@ def view(
         expires=body.expires,
         parts=body.parts,
         state=state_name,
-        due=st.due_ms / 1000,
+        due=st.due_ms / 1000 if pending else 0.0,
         attempts=st.attempts,
         smsc_ids=st.ids,
         status=st.code,
@@ -111,6 +113,8 @@ def view(
         line=body.line,
         operator=name_of(OPERATOR, st.operator),
         links=body.links,
+        claimed=claimed / 1000,
+        sent=st.sent_ms / 1000,
     )
 
 
@@ -134,6 +138,22 @@ def get(
     body = s.coders.body.decode(body_raw)
     loading = _loading(s, txn, body.batch)
     return view(s, txn, idkey, body, raw, claimed, loading, name)
+
+
+def message_history(s: Store, txn: lmdb.Transaction, mid: int) -> list[r.Transition]:
+    """The rare transitions noted for one message, oldest first."""
+    idkey = L.U64.pack(mid)
+    cur = txn.cursor(db=s.db["history"])
+    out: list[r.Transition] = []
+    if not cur.set_range(idkey):
+        return out
+    for key, raw in cur:
+        if key[:8] != idkey:
+            break
+        at_ms, old, new, reason, due_ms, attempts = msgspec.msgpack.decode(raw)
+        out.append(r.Transition(at=at_ms / 1000, old=r.STATES[old], new=r.STATES[new],
+                                reason=reason, due=due_ms / 1000, attempts=attempts))  # fmt: skip
+    return out
 
 
 def find(s: Store, txn: lmdb.Transaction, batch: str, ext_id: str) -> r.Message | None:

@@ -87,7 +87,8 @@ def mark_sent_live(s: Store, tx: Tx, op: r.MarkSent, mid: int, entry: L.Live) ->
     if n > 1:
         flags |= L.MULTIPART
     operator = tx.id_of(OPERATOR, op.operator)
-    raw = L.FRONT.pack(L.SENT, flags, operator, at, at, info[2] & 0xFFFFFFFF) + snap[24:56] + tail
+    front = L.FRONT.pack(L.SENT, flags, operator, at, at, info[2] & 0xFFFFFFFF)
+    raw = front + snap[24:36] + _MS.pack(info[1]) + snap[44:56] + tail  # 36: claimed_ms
     put(idkey, raw, db=tx.db["status"])
     tx.leave_flight(idkey)
     kind, batch, route = L.kind_batch_route(snap)
@@ -98,7 +99,9 @@ def mark_sent_live(s: Store, tx: Tx, op: r.MarkSent, mid: int, entry: L.Live) ->
     return r.Result(True, "", mid)
 
 
-def mark_sent(s: Store, tx: Tx, op: r.MarkSent, idkey: bytes, raw: bytes, state: int) -> r.Result:
+def mark_sent(
+    s: Store, tx: Tx, op: r.MarkSent, idkey: bytes, raw: bytes, state: int, claimed_ms: int = 0
+) -> r.Result:
     """A message this store did not claim (another store object, a tool): read first."""
     keys = _smsc_keys(op)
     if isinstance(keys, str):
@@ -119,6 +122,7 @@ def mark_sent(s: Store, tx: Tx, op: r.MarkSent, idkey: bytes, raw: bytes, state:
     st.flags |= (0 if op.receipt else L.NO_RECEIPT) | (L.MULTIPART if multi else 0)
     st.operator = tx.id_of(OPERATOR, op.operator)
     st.sent_ms = L.ms(op.at)
+    st.due_ms = claimed_ms  # once sent: when it was claimed
     tx.arrive(idkey, st, state, L.SENT, st.sent_ms)
     return r.Result(True, "", op.id)
 
@@ -180,6 +184,7 @@ def receipt(s: Store, tx: Tx, op: r.RecordReceipt) -> r.Result:
         st = L.Status.unpack(raw)
         st.reason = f"receipt {op.stat}"
         tx.txn.put(idkey, st.pack(), db=tx.db["status"])
+        tx.note(idkey, L.ms(op.at), L.SENT, L.SENT, st.reason, 0, st.attempts)
         return r.Result(True, "intermediate", mid)
     if not raw[1] & L.MULTIPART:
         _final_single(s, tx, op, idkey, raw, bytes(to))

@@ -91,6 +91,20 @@ class Message(Record):
     line: int = 0  # the line of its producer's file (0: none)
     operator: str = ""  # the operator that accepted it (its SMSC ids are that SMSC's)
     links: list[Link] = []  # its tracked short links (the codes are in ``text``)
+    claimed: float = 0.0  # when the claim that sent it (or has it in flight) took it
+    sent: float = 0.0  # when its submit_sm_resp came (0: not sent)
+
+
+class Transition(Record):
+    """A rare step in a message's history (``Store.message_history``): requeued, retried,
+    scheduled, re-routed, ended unknown, an intermediate receipt. States are names."""
+
+    at: float
+    old: str
+    new: str
+    reason: str = ""
+    due: float = 0.0
+    attempts: int = 0
 
 
 class Body(Record):

@@ -457,6 +457,11 @@ class Store:
         """One message, with its effective state (queued, scheduled, in flight...)."""
         return self._read(lambda txn: readers.get(self, txn, msg_id))
 
+    def message_history(self, msg_id: int) -> list[r.Transition]:
+        """A message's rare transitions (requeued, retried, scheduled, re-routed, unknown,
+        intermediate receipts), oldest first; its body and status record tell the rest."""
+        return self._read(lambda txn: readers.message_history(self, txn, msg_id))
+
     def find(self, batch: str, ext_id: str) -> r.Message | None:
         """The message the upstream calls ``ext_id`` in ``batch`` (its batch index entry)."""
         return self._read(lambda txn: readers.find(self, txn, batch, ext_id))

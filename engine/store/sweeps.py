@@ -101,12 +101,20 @@ def purge(s: Store, tx: Tx, older_than: float, limit: int) -> int:
                 txn.delete(L.smsc_key(operator, smsc_id), db=db["smsc"])
             txn.delete(idkey, db=db["status"])
             txn.delete(idkey, db=db["body"])
+            _forget_history(tx, idkey)
             tx.count(st.batch, st.kind, st.state, -1)
             tx.bump(b"purged", 1)
         room -= len(walk)
         done += len(walk)
         _walked(tx, db["final"], key, ids, len(walk))
     return done
+
+
+def _forget_history(tx: Tx, idkey: bytes) -> None:
+    cur = tx.txn.cursor(db=tx.db["history"])
+    if cur.set_range(idkey):
+        while cur.key()[:8] == idkey and cur.delete():
+            pass
 
 
 def _purge_unmatched(tx: Tx, end: bytes, limit: int) -> None:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from engine.store.store import Store
 
 SET_CHUNK = 4096  # ids per sent/final set entry
+_UNKNOWN = L.CODE[r.UNKNOWN]
+_WAITS = frozenset({L.QUEUED, L.SCHEDULED})  # back to wait: a requeue, a retry, a schedule
+_AWAY = frozenset({L.INFLIGHT, L.SENT})
 _KIND_BATCH = struct.Struct("<HI")
 
 BATCH, KIND, ROUTE, OPERATOR = L.BATCH, L.KIND, L.ROUTE, L.OPERATOR
@@ -291,7 +294,16 @@ class Tx:
         if reason is not None:
             st.reason = reason
         self.place(idkey, st, new)
+        if new == _UNKNOWN or (new in _WAITS and (old in _AWAY or new != old)):
+            self.note(idkey, at_ms, old, new, st.reason, st.due_ms, st.attempts)
         return new
+
+    def note(
+        self, idkey: bytes, at_ms: int, old: int, new: int, reason: str, due_ms: int, attempts: int
+    ) -> None:
+        """A rare transition in the message's history (the common path notes none)."""
+        entry = self.s.coders.enc.encode([at_ms, old, new, reason, due_ms, attempts])
+        self.txn.put(idkey + L.U64.pack(self.next_seq()), entry, db=self.db["history"])
 
     # -- flight -------------------------------------------------------------------------
 
