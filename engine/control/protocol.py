@@ -162,6 +162,8 @@ class Snapshot(Base):
     unroutable: int = 0  # messages waiting that no operator of the running config routes
     # batch -> {"clicks", "clickers", "replies", "optouts"}: what came back (from the store)
     engagement: dict[str, dict[str, int]] = {}
+    webhook_backlog: int = 0  # webhook events waiting in the store's outbox
+    webhook_dead: int = 0  # webhook events given up after [webhooks] retry_for
 
 
 class Ok(Base):

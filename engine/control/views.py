@@ -38,6 +38,7 @@ class StoreView:
         store = self.store
         counts = store.counts()
         dead, stopped = store.number_counts()
+        backlog, dead_letters, _ = store.webhook_counts()
         if dead != self._dead:
             self._dead, self._prunes = dead, _latest_prunes(store)
         if now - self._hours_at >= HOURS_TTL:
@@ -58,6 +59,8 @@ class StoreView:
             "dead": dead,
             "stopped": stopped,
             "prunes": self._prunes,
+            "webhook_backlog": backlog,
+            "webhook_dead": dead_letters,
             "scheduled_by_hour": self._hours,
             "engagement": {
                 batch: {

@@ -193,6 +193,13 @@ async def test_events_given_up_after_retry_for_are_dead_letters(tmp_path):
     assert "volley_webhook_backlog 0.0" in text
     assert 'volley_webhook_deliveries_total{status="dead"} 12.0' in text
     assert 'volley_webhook_deliveries_total{status="503"}' in text
+    from engine.commands import status
+    from engine.control.views import StoreView
+
+    hooks = status.snapshot(cfg, store)["webhooks"]
+    assert (hooks["backlog"], hooks["dead_letters"], hooks["url"]) == (0, 12, cfg.webhooks.url)
+    view = StoreView(store).read(NOW)
+    assert (view["webhook_backlog"], view["webhook_dead"]) == (0, 12)  # the TUI's
     store.check()
     store.close()
 

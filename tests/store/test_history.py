@@ -51,8 +51,8 @@ def test_requeued_scheduled_claimed_sent_and_receipts_in_order(store):
     steps, view = events(store)
     assert steps == [
         ("enqueued", "08:00:00"), ("requeued", "08:00:05"), ("scheduled", "08:00:10"),
-        ("scheduled", "08:01:01"), ("claimed", "09:00:01"), ("sent", "09:00:02"), ("receipt", "09:00:05"),
-        ("delivered", "09:01:40"),
+        ("scheduled", "08:01:01"), ("claimed", "09:00:01"), ("sent", "09:00:02"),
+        ("receipt", "09:00:05"), ("delivered", "09:01:40"),
     ]  # fmt: skip
     history = view["history"]
     assert history[1]["reason"] == "engine stopped" and history[1]["state"] == "queued"

@@ -147,3 +147,16 @@ async def test_the_sparkline_draws_no_bars_without_data():
     assert bars([]) == []
     assert bars([200.0, 210.0]) == [0.0, 200.0, 210.0]  # heights from zero
     assert bars([0.0, 5.0]) == [0.0, 5.0]
+
+
+async def test_the_receipts_tab_shows_the_webhook_backlog_and_dead_letters():
+    import msgspec
+
+    snap = msgspec.structs.replace(snapshot(), webhook_backlog=1234, webhook_dead=7)
+    app = VolleyApp(FixedSource(snap))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app)
+        await pilot.press("3")
+        await pilot.pause()
+        text = str(app.query_one("#receipts").render())
+        assert "Webhooks 1,234 waiting" in text and "7 dead letters" in text

@@ -24,6 +24,11 @@ class ReceiptsPanel(Static):
             lines.append(f"[{style}]{outcome:<12}[/]{n:>10,} {100 * n / total:5.1f}%")
         if snap.unmatched:
             lines.append(f"[$warning]unmatched   {snap.unmatched:>10,}[/]")
+        if snap.webhook_backlog or snap.webhook_dead:
+            dead = snap.webhook_dead
+            style = "$error" if dead else "$text"
+            lines.append(f"[b]Webhooks[/] {snap.webhook_backlog:,} waiting  "
+                         f"[{style}]{dead:,} dead letters[/]")  # fmt: skip
         lines.append("[b]Top errors[/]")
         errors = [f"{n:>8,}  {escape(what)}" for what, n in snap.top_errors]
         lines += errors or ["[$text-muted]none[/]"]
