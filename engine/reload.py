@@ -175,6 +175,7 @@ def _remove(engine: Engine, name: str) -> None:
 
 async def _forget(engine: Engine, operator: Operator) -> None:
     await operator.stopped()
+    await engine.outcomes_handled()  # what its binds reported still finds them by name
     for bind in operator.binds:
         if engine.binds.get(bind.name, (None, None))[1] is bind:
             del engine.binds[bind.name]
@@ -194,6 +195,7 @@ async def _replace(engine: Engine, name: str, op_cfg: OperatorConfig) -> None:
         await operator.stopped()
     if engine.stopping or engine.operators.get(name) is not operator:
         return  # stopped meanwhile, or removed or replaced again by a later reload
+    await engine.outcomes_handled()
     for bind in operator.binds:
         if engine.binds.get(bind.name, (None, None))[1] is bind:
             del engine.binds[bind.name]

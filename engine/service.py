@@ -251,6 +251,13 @@ class Engine:
             self._nursery.cancel_scope.cancel()
             await self.stopped.wait()  # (a caller inside the engine is cancelled here: fine)
 
+    async def outcomes_handled(self) -> None:
+        """Until the outcome loop has handled everything reported so far (engine/reload.py)."""
+        if self._unread():
+            if self._outcomes_read.is_set():
+                self._outcomes_read = trio.Event()
+            await self._outcomes_read.wait()
+
     def _unread(self) -> int:
         """Outcomes the binds reported that the outcome loop has not turned into ops yet."""
         return self.outcomes_in.statistics().current_buffer_used

@@ -154,12 +154,28 @@ class WebhookSender:
         self._dead: list[Dead] = []
         self._changed = trio.Event()
         self._empty_until = 0.0  # the outbox was empty: look again after this (trio time)
+        self._stopping = False
+        self.stopped = trio.Event()
 
     # -- lifetime ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        try:
+            await self._run()
+        finally:
+            self.stopped.set()
+
+    def stop(self) -> None:
+        """Start nothing new; the requests under way finish (their own timeout), what was
+        acknowledged is committed, then :meth:`run` returns."""
+        self._stopping = True
+        self._changed.set()
+
+    async def _run(self) -> None:
         async with self._lease():
+            if self._stopping:
+                return
             self.active = True
             log.info("webhooks: delivering to %s", self.url)
             limits = httpx.Limits(
@@ -184,7 +200,7 @@ class WebhookSender:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             told = False
-            while True:
+            while not self._stopping:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
@@ -193,9 +209,11 @@ class WebhookSender:
                         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                         log.info("webhooks: another sender (pid %s) delivers; waiting", holder)
                         told = True
-                    await trio.sleep(LEASE_RETRY)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                    with trio.move_on_after(LEASE_RETRY):
+                        await self._changed.wait()
+            if not self._stopping:  # (stopped while waiting: the lock is not ours)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
             os.close(fd)
@@ -203,14 +221,17 @@ class WebhookSender:
     # -- the loop -------------------------------------------------------------------
 
     async def _deliver(self, nursery: trio.Nursery, client: httpx.AsyncClient) -> None:
-        while True:
-            await self._refill()
+        while not self._stopping or self.under_way:
+            if not self._stopping:
+                await self._refill()
             now = trio.current_time()
-            self._start_due(nursery, client, now)
+            if not self._stopping:
+                self._start_due(nursery, client, now)
             wake = self._next_wake(now)
             with trio.move_on_after(max(0.0, wake - now)):
                 await self._changed.wait()
             self._changed = trio.Event()
+        nursery.cancel_scope.cancel()  # the flusher: the last flush is run()'s
 
     async def _refill(self) -> None:
         if len(self.window) >= WINDOW or trio.current_time() < self._empty_until:

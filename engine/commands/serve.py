@@ -224,6 +224,10 @@ async def _serve(listeners, graceful_timeout: float, sender=None) -> int:
             if sender is not None:  # the webhooks: stopped with the listeners
                 nursery.start_soon(sender.run)
             await serve_all(listeners, shutdown, graceful_timeout=graceful_timeout)
+            if sender is not None:  # requests under way finish, deliveries are recorded
+                sender.stop()
+                with trio.move_on_after(graceful_timeout):
+                    await sender.stopped.wait()
             nursery.cancel_scope.cancel()  # every listener has stopped
     log.info("stopped")
     return 0

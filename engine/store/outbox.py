@@ -153,7 +153,7 @@ def entries(
     return out
 
 
-def is_done(bitmap: bytes, index: int) -> bool:
+def is_done(bitmap: bytes | bytearray, index: int) -> bool:
     byte = index >> 3
     return byte < len(bitmap) and bool(bitmap[byte] >> (index & 7) & 1)
 

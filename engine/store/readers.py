@@ -76,7 +76,7 @@ def view(
             updated = (claims(s, txn) if claimed is None else claimed).get(mid, updated)
     state_name = r.STATES[state]
     pending = state in L.PENDING
-    claimed = updated if state == L.INFLIGHT else st.due_ms if st.sent_ms and not pending else 0
+    claimed_ms = updated if state == L.INFLIGHT else st.due_ms if st.sent_ms and not pending else 0
     if not st.ids:
         part_states: list[str] = []
     elif st.parts:
@@ -113,7 +113,7 @@ def view(
         line=body.line,
         operator=name_of(OPERATOR, st.operator),
         links=body.links,
-        claimed=claimed / 1000,
+        claimed=claimed_ms / 1000,
         sent=st.sent_ms / 1000,
     )
 

@@ -253,10 +253,12 @@ async def test_a_restart_resends_only_what_was_not_acknowledged(tmp_path):
     app = Receiver()
     async with trio.open_nursery() as nursery:
         await listen(nursery, app, port)
-        async with trio.open_nursery() as first:
-            first.start_soon(sender_for(cfg, store).run)
-            await wait_for(lambda: len(app.seen) >= 10)
-            first.cancel_scope.cancel()  # what was acknowledged is committed on the way out
+        first = sender_for(cfg, store)
+        await nursery.start(first.run)
+        await wait_for(lambda: len(app.seen) >= 10)
+        first.stop()  # what is under way finishes, what was acknowledged is committed
+        with trio.fail_after(5):
+            await first.stopped.wait()
         left = store.webhook_counts()[0]
         assert 0 < left < total
         await nursery.start(sender_for(cfg, store).run)
