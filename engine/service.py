@@ -79,6 +79,7 @@ class Engine:
         self.control = control  # serve the control socket here
         self.part = part  # (this process's index, engine processes): its share of the binds
         self.store = store
+        store.id_forms = receipts.normalise_id  # a receipt's id in the other form, on a miss
         self.outcomes_in, self.outcomes = trio.open_memory_channel[Report](8192)
         self.operators = {
             op.name: Operator(op, cfg, part=part, outcomes=self.outcomes_in, veto=self.veto)

@@ -9,6 +9,7 @@ what a crash left in flight.
 
 from __future__ import annotations
 
+from engine import routing
 from engine.config import Config, seconds
 from engine.sched.caps import Caps
 from engine.sched.prune import PrunePolicy
@@ -30,6 +31,7 @@ def open_store(cfg: Config, *, readonly: bool = False) -> Store:
         stop_exempt_kinds=frozenset({"transactional"} if cfg.stop.transactional_exempt else ()),
     )
     store.reply_window = seconds(cfg.links.reply_window)
+    store.routing_hint = routing.table(cfg.operators) if cfg.operators else ""
     return store
 
 

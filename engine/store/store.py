@@ -84,6 +84,10 @@ class Store:
         self.recovered = 0
         self.owner = b""  # tags this process's claim sets (one per engine process)
         self.reply_window = 7 * 86400.0  # an MO this soon after a campaign step answers it
+        # the other writings of an SMSC id (hex <-> decimal) a receipt may use: the engine's
+        self.id_forms: Callable[[str, str], tuple[str, ...]] | None = None
+        # the routing table's fingerprint the producers of this process route with
+        self.routing_hint = ""
         # in memory: what this store has in flight, by id, and its claim sets by seq
         self._live: dict[int, L.Live] = {}
         self._sets: dict[int, list[int]] = {}  # seq -> [ids still in flight, claim_ms, epoch]
