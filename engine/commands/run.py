@@ -48,7 +48,8 @@ def main(args: argparse.Namespace) -> int:
     from engine.store import StoreError, StoreLock
 
     cfg = config.load(args.config)
-    part = _part(args.worker, cfg.engine.processes)
+    processes = config.engine_processes(cfg)
+    part = _part(args.worker, processes)
     logs.setup(cfg, as_json=args.log_json, tag=f"w{part[0]}" if args.worker else "")
     if not cfg.operators:
         print("volley run: no [[operators]] in the config", file=sys.stderr)
@@ -70,8 +71,8 @@ def main(args: argparse.Namespace) -> int:
         return 1
     try:
         claim_path(control)
-        if cfg.engine.processes > 1 and not args.worker:
-            for i in range(cfg.engine.processes):  # before any starts: every one's socket
+        if processes > 1 and not args.worker:
+            for i in range(processes):  # before any starts: every one's socket
                 claim_path(worker_socket(control, i))
     except ControlError as exc:
         store.close()
@@ -86,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
             recovered,
             cfg.store.on_crash_inflight,
         )
-    if cfg.engine.processes > 1 and not args.worker:
+    if processes > 1 and not args.worker:
         store.close()
         try:
             return _supervise(cfg, args, control, lock)
