@@ -77,5 +77,5 @@ def test_processes_auto_follows_the_tps_the_cores_and_the_binds(monkeypatch):
     assert auto(one.format(b=4, t=25_000)) == 3
     assert auto(one.format(b=2, t=1_000_000)) == 2  # no more than the binds
     assert auto(one.format(b=8, t=1_000_000)) == 4  # no more than the cores
-    explicit = '[engine]\nprocesses = 3\n' + one.format(b=4, t=100)
+    explicit = "[engine]\nprocesses = 3\n" + one.format(b=4, t=100)
     assert auto(explicit) == 3
