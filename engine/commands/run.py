@@ -205,8 +205,15 @@ async def _orphaned(engine) -> None:
     from engine.supervisor import SUPERVISOR_PID
 
     parent = int(os.environ.get(SUPERVISOR_PID, os.getppid()))
-    while os.getppid() == parent:  # noqa: ASYNC110 (no event tells a process its parent died)
-        await trio.sleep(0.5)
+    try:
+        pidfd = os.pidfd_open(parent)  # readable once the process has exited (Linux)
+    except OSError:  # it is gone already
+        pidfd = -1
+    if pidfd >= 0 and os.getppid() == parent:
+        try:
+            await trio.lowlevel.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
     logging.getLogger("volley").error("the supervisor went away: stopping")
     await engine.stop()
 
