@@ -7,6 +7,8 @@ with the file name (``engine.toml: operators[0].window: expected an integer >= 1
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -88,8 +90,26 @@ class LogConfig(Base, frozen=True):
 
 
 class EngineConfig(Base, frozen=True):
-    # engine processes sharing the store, each with its share of every operator's binds
-    processes: Annotated[int, Meta(ge=1, le=64)] = 1
+    # engine processes sharing the store, each with its share of every operator's binds;
+    # "auto": as many as the configured TPS needs (engine_processes), one per core at most
+    processes: Annotated[int, Meta(ge=1, le=64)] | Literal["auto"] = "auto"
+
+
+PROCESS_TPS = 10_000  # what one engine process moves here, submits and receipts: "auto"'s unit
+
+
+def engine_processes(cfg: Config) -> int:
+    """How many engine processes ``volley run`` starts: ``[engine] processes``, or for
+    "auto" one per PROCESS_TPS of the operators' summed TPS, at most one per core and no
+    more than the fewest binds any operator has (each process holds one at least)."""
+    wanted = cfg.engine.processes
+    if wanted != "auto":
+        return wanted
+    if not cfg.operators:
+        return 1
+    need = math.ceil(sum(op.tps for op in cfg.operators) / PROCESS_TPS)
+    cores = len(os.sched_getaffinity(0))
+    return max(1, min(need, cores, min(op.binds for op in cfg.operators)))
 
 
 class DefaultsConfig(Base, frozen=True):
@@ -322,7 +342,7 @@ def resolve_password(op: OperatorConfig, environ: Mapping[str, str]) -> str:
 
 def _check_semantics(cfg: Config) -> None:
     names = [op.name for op in cfg.operators]
-    processes = cfg.engine.processes
+    processes = cfg.engine.processes if cfg.engine.processes != "auto" else 1
     for i, op in enumerate(cfg.operators):
         if len(op.password.encode()) > MAX_PASSWORD:
             raise ConfigError(

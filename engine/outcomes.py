@@ -89,9 +89,8 @@ def receipt(
     rec = receipts.parse_receipt_pdu(pdu)
     if isinstance(rec, receipts.ReceiptError):
         return rec
-    form = operator.receipt_id_form
     op = st.RecordReceipt(
-        candidates=rec.id_forms if form == "auto" else receipts.normalise_id(rec.message_id, form),
+        candidates=(receipts.canonical_id(rec.message_id),),
         state=rec.state,
         final=rec.final,
         stat=rec.stat,
@@ -100,6 +99,7 @@ def receipt(
         at=now,
         hold=True,
         operator=operator.name,
+        forms=operator.receipt_id_form,
     )
     return rec, op
 

@@ -175,10 +175,17 @@ def _remove(engine: Engine, name: str) -> None:
 
 async def _forget(engine: Engine, operator: Operator) -> None:
     await operator.stopped()
-    await engine.outcomes_handled()  # what its binds reported still finds them by name
+    await _settled(engine)
     for bind in operator.binds:
         if engine.binds.get(bind.name, (None, None))[1] is bind:
             del engine.binds[bind.name]
+
+
+async def _settled(engine: Engine) -> None:
+    """Until what ended binds reported is handled and committed (the commit settles their
+    window slots by bind name): only then may their names go or be taken by new binds."""
+    await engine.outcomes_handled()
+    await engine.writer.idle()
 
 
 async def _replace(engine: Engine, name: str, op_cfg: OperatorConfig) -> None:
@@ -195,7 +202,7 @@ async def _replace(engine: Engine, name: str, op_cfg: OperatorConfig) -> None:
         await operator.stopped()
     if engine.stopping or engine.operators.get(name) is not operator:
         return  # stopped meanwhile, or removed or replaced again by a later reload
-    await engine.outcomes_handled()
+    await _settled(engine)
     for bind in operator.binds:
         if engine.binds.get(bind.name, (None, None))[1] is bind:
             del engine.binds[bind.name]

@@ -80,6 +80,7 @@ class Engine:
         self.part = part  # (this process's index, engine processes): its share of the binds
         self.store = store
         self.config_path = ""  # the file a reload reads again (engine/reload.py)
+        store.id_forms = receipts.normalise_id  # a receipt's id in the other form, on a miss
         self.outcomes_in, self.outcomes = trio.open_memory_channel[Report](8192)
         self.operators: dict[str, Operator] = {}
         self.binds: dict[str, tuple[Operator, Bind]] = {}
@@ -324,14 +325,23 @@ class Engine:
 
     async def _outcome_loop(self) -> None:
         async for report in self.outcomes:
+            answered: Counter[str] = Counter()  # parts per bind of the messages answered here
             for outcome in report if isinstance(report, list) else (report,):
+                if isinstance(outcome, Submitted):
+                    answered[outcome.bind] += len(outcome.job.parts)
                 try:
                     self._outcome(outcome)
                 except Exception:  # one outcome's fault stays with it
                     self._outcome_failed(outcome)
             self._commit_receipts()
+            if answered:  # their window slots free once their outcomes are durable
+                self.writer.after_commit(partial(self._settle_binds, answered))
             if not self._unread():
                 self._outcomes_read.set()
+
+    def _settle_binds(self, answered: Counter[str]) -> None:
+        for bind, parts in answered.items():
+            self.binds[bind][1].settle(parts)
 
     def _outcome_failed(self, outcome: Outcome) -> None:
         log.exception("could not handle %s from bind %s", type(outcome).__name__, outcome.bind)

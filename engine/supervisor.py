@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from engine.config import Config
+from engine.config import Config, engine_processes
 from engine.control import protocol as cp
 from engine.control.client import Client, ControlUnavailable
 from engine.control.server import ControlServer
@@ -62,7 +62,7 @@ class Supervisor:
     ) -> None:
         self.cfg = cfg
         self.lock = lock  # the store's: held here, shared with the engine processes
-        self.n = cfg.engine.processes
+        self.n = engine_processes(cfg)
         self.control = control
         self.config_path = config_path
         self._argv = [sys.executable, "-m", "engine", "run", "--config", config_path, *flags]

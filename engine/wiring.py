@@ -9,6 +9,7 @@ what a crash left in flight.
 
 from __future__ import annotations
 
+from engine import routing
 from engine.config import Config, seconds
 from engine.sched.caps import Caps
 from engine.sched.prune import PrunePolicy
@@ -31,6 +32,7 @@ def open_store(cfg: Config, *, readonly: bool = False) -> Store:
     )
     store.reply_window = seconds(cfg.links.reply_window)
     store.webhooks = frozenset(cfg.webhooks.events) if cfg.webhooks.url else frozenset()
+    store.routing_hint = routing.table(cfg.operators) if cfg.operators else ""
     return store
 
 

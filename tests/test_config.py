@@ -61,3 +61,21 @@ def test_paths_resolve_beside_the_config(tmp_path):
     p.write_text('[store]\npath = "q/db"\n')
     cfg = config.load(p)
     assert cfg.resolve(cfg.store.path) == tmp_path / "q" / "db"
+
+
+def test_processes_auto_follows_the_tps_the_cores_and_the_binds(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
+
+    def auto(ops: str) -> int:
+        return config.engine_processes(config.parse(ops.encode()))
+
+    one = '[[operators]]\nname = "a"\nbinds = {b}\ntps = {t}\n'
+    assert auto("") == 1
+    assert auto(one.format(b=4, t=100)) == 1  # a contracted TPS one process keeps
+    assert auto(one.format(b=4, t=25_000)) == 3
+    assert auto(one.format(b=2, t=1_000_000)) == 2  # no more than the binds
+    assert auto(one.format(b=8, t=1_000_000)) == 4  # no more than the cores
+    explicit = "[engine]\nprocesses = 3\n" + one.format(b=4, t=100)
+    assert auto(explicit) == 3

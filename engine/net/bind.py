@@ -103,6 +103,9 @@ class Bind:
         self._wake = trio.Event()  # a stop, or a reconnect request
         self._revived = False
         self.ended = trio.Event()  # run() has returned: stopped for good
+        # parts of the messages answered whose outcome the engine has not committed yet:
+        # they keep their window slots, so what a crash can resend stays within the window
+        self.unsettled = 0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -212,6 +215,12 @@ class Bind:
 
     async def report(self, outcomes: list[Outcome]) -> None:
         await self._outcomes.send(outcomes)
+
+    def settle(self, parts: int) -> None:
+        """The engine committed the outcomes of ``parts`` answered parts: their slots free."""
+        self.unsettled = max(0, self.unsettled - parts)
+        if self._connection is not None:
+            self._connection.window_opened()
 
     def vetoed(self, job: Job) -> str:
         """Why the engine says no at the last moment (a STOP, a window that closed), or ""."""

@@ -309,6 +309,7 @@ class Connection:
         job = progress.job
         if progress.answered == len(job.parts):
             del self._progress[job.msg_id]
+            self.bind.unsettled += len(job.parts)  # its slots free once the engine commits
             ids = tuple(i for i in progress.ids if i)
             out.append(
                 Submitted(job, progress.status, self.name, ids, progress.bad_id, progress.accepted)
@@ -367,7 +368,7 @@ class Connection:
             self._idle = None
         if self._stop_asked:
             return []
-        room = max(1, self.session.window_free)
+        room = max(1, self._room())
         jobs = queue.take(room)
         if not jobs:
             await self._flush()
@@ -388,7 +389,7 @@ class Connection:
             return
         for i, body in enumerate(job.parts):
             waited = False
-            if session.window_free <= 0:
+            if session.window_free - bind.unsettled <= 0:
                 await self._wait_window()
                 waited = True
             if not pacer.grant(trio.current_time(), 1):
@@ -405,12 +406,19 @@ class Connection:
         del self._progress[progress.job.msg_id]
         await self.bind.report([Vetoed(progress.job, reason, self.name)])
 
+    def _room(self) -> int:
+        """Window slots free: neither in flight nor answered but not yet committed."""
+        return self.session.window_free - self.bind.unsettled
+
+    def window_opened(self) -> None:
+        """A slot may be free (a response came, or the engine committed an outcome)."""
+        self._window_open.set()
+
     async def _wait_window(self) -> None:
-        session = self.session
-        while session.window_free <= 0:
+        while self._room() <= 0:
             self._window_open = trio.Event()  # before any await: no lost wake-up
             await self._flush()
-            if session.window_free <= 0:
+            if self._room() <= 0:
                 await self._window_open.wait()
 
     async def _wait_pace(self) -> None:

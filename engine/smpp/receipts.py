@@ -62,7 +62,6 @@ _STATE_TLV = {
 
 class Receipt(msgspec.Struct, frozen=True, gc=False):
     message_id: str
-    id_forms: tuple[str, ...]
     stat: str
     state: str
     final: bool
@@ -236,7 +235,6 @@ def _parse(
     err_raw = fields.get(b"err", b"").decode("latin-1")
     return Receipt(
         message_id=message_id,
-        id_forms=normalise_id(message_id),
         stat=stat,
         state=state,
         final=final,
@@ -288,7 +286,6 @@ def _from_tlvs(pdu: DeliverSm | DataSm, tlv_id: str, tlv_state: int) -> Receipt 
     err_raw = token[0].decode("latin-1")
     return Receipt(
         message_id=message_id,
-        id_forms=normalise_id(message_id),
         stat=stat,
         state=state,
         final=final,
@@ -302,7 +299,6 @@ def _bare(message_id: str, stat: str, pdu: DeliverSm | DataSm) -> Receipt:
     state, final = STATS[stat]
     return Receipt(
         message_id=message_id,
-        id_forms=normalise_id(message_id),
         stat=stat,
         state=state,
         final=final,

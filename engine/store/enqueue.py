@@ -285,6 +285,10 @@ def _publish(s: Store, tx: Tx, batch: str, staged: Staged, now: float) -> None:
     txn.cursor(db=tx.db["sched"]).putmulti(sched)
     tx.bump(L.ZONE_DEFAULT_KEY, zone_default)
     tx.bump(L.UNROUTABLE_KEY, unroutable)
+    if s.routing_hint and txn.get(b"routing", db=tx.db["meta"]) is None:
+        # the first producer's routing is the queue's: an engine with the same one
+        # need not route everything again at its start
+        txn.put(b"routing", s.routing_hint.encode(), db=tx.db["meta"])
     bkey = batch.encode()
     info = s.coders.batch.decode(txn.get(bkey, db=tx.db["batches"]))
     info.loading_pid = 0

@@ -165,14 +165,17 @@ def receipt(s: Store, tx: Tx, op: r.RecordReceipt) -> r.Result:
     refused = _receipt_refused(op)
     if refused:
         return r.Result(False, refused, op.id)
-    found = _find(tx, op.operator, op.candidates)
+    candidates = op.candidates
+    if op.forms and s.id_forms is not None:
+        candidates = tuple(dict.fromkeys((*candidates, *s.id_forms(candidates[0], op.forms))))
+    found = _find(tx, op.operator, candidates)
     if found is None and op.operator:  # sent before ids were kept per operator
-        found = _find(tx, "", op.candidates)
+        found = _find(tx, "", candidates)
     if found is None:
         if not op.hold:
             tx.bump(L.UNMATCHED_KEY, 1)
             key = L.U64.pack(L.ms(op.at)) + op.candidates[0].encode()
-            entry = r.Unmatched(candidates=list(op.candidates), stat=op.stat, at=op.at)
+            entry = r.Unmatched(candidates=list(candidates), stat=op.stat, at=op.at)
             tx.txn.put(key, s.coders.enc.encode(entry), db=tx.db["unmatched"])
         return r.Result(False, "unmatched")
     idkey, part, to = found[:8], found[8], found[9:]

@@ -343,7 +343,9 @@ class MarkUnknown(Op, frozen=True, kw_only=True, tag=True):
 
 
 class RecordReceipt(Op, frozen=True, kw_only=True, tag=True):
-    """A receipt: matched through the SMSC-id index by any of ``candidates``."""
+    """A receipt: matched through the SMSC-id index by any of ``candidates``, and when
+    none matches and ``forms`` is set, by the other forms ``Store.id_forms`` gives of the
+    first (hex and decimal writings of one number: tried only on a miss)."""
 
     candidates: tuple[str, ...]
     state: str
@@ -354,6 +356,7 @@ class RecordReceipt(Op, frozen=True, kw_only=True, tag=True):
     at: float
     hold: bool = False  # unmatched: the caller will retry, do not count it yet
     operator: str = ""  # the operator whose SMSC sent it
+    forms: str = ""  # the operator's receipt_id_form ("auto", "hex", "decimal"), or ""
 
 
 class RecordMo(Op, frozen=True, kw_only=True, tag=True):

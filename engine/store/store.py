@@ -88,6 +88,10 @@ class Store:
         # the events [webhooks] asks for ("receipt", "mo", "final"): written to the outbox
         # in the transaction of the change (engine/store/outbox.py); empty: nothing is
         self.webhooks: frozenset[str] = frozenset()
+        # the other writings of an SMSC id (hex <-> decimal) a receipt may use: the engine's
+        self.id_forms: Callable[[str, str], tuple[str, ...]] | None = None
+        # the routing table's fingerprint the producers of this process route with
+        self.routing_hint = ""
         # in memory: what this store has in flight, by id, and its claim sets by seq
         self._live: dict[int, L.Live] = {}
         self._sets: dict[int, list[int]] = {}  # seq -> [ids still in flight, claim_ms, epoch]

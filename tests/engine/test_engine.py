@@ -15,7 +15,13 @@ RU = [f"+7916{i:07d}" for i in range(200)]
 RO = [f"+4072{i:07d}" for i in range(100)]
 
 
-async def test_everything_is_delivered_and_the_counts_agree(nursery, tmp_path):
+@pytest.mark.parametrize("path", ["compiled", "python"])
+async def test_everything_is_delivered_and_the_counts_agree(nursery, tmp_path, monkeypatch, path):
+    from engine.smpp import constants as c
+    from engine.smpp import fastpath
+
+    if path == "python":  # as on a machine where engine/smpp/_speedups.c was not built
+        monkeypatch.setitem(fastpath.FAST, c.DELIVER_SM, fastpath.deliver_sm)
     smsc = await simulator(nursery)
     cfg = make_config(tmp_path, operator("local", smsc.port, tps=5000, window=32))
     store = enqueue(cfg, RU)

@@ -16,7 +16,7 @@ import trio.testing
 
 from engine import config
 from engine.net.bind import Bind
-from engine.net.jobs import Job, JobQueue, Outcome
+from engine.net.jobs import Job, JobQueue, Outcome, Submitted
 from engine.sched.pacing import Pacer
 from engine.smpp import codec
 from engine.smpp import pdu as p
@@ -131,8 +131,11 @@ def operator(**kw: Any) -> config.OperatorConfig:
 class Harness:
     """A Bind whose every connection is a Peer the test takes from :meth:`peer`."""
 
-    def __init__(self, op: config.OperatorConfig | None = None, **bind_kw: Any) -> None:
+    def __init__(
+        self, op: config.OperatorConfig | None = None, *, commit: bool = True, **bind_kw: Any
+    ) -> None:
         self.op = op or operator()
+        self.commit = commit  # settle answered messages at once, as a committing engine would
         self.queue = JobQueue(1000)
         self._outcomes_in, self._outcomes = trio.open_memory_channel[Any](10_000)
         self._peers_in, self._peers = trio.open_memory_channel[Peer](100)
@@ -157,7 +160,18 @@ class Harness:
         return client
 
     async def start(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._engine)
         await nursery.start(self.bind.run)
+
+    async def _engine(self) -> None:
+        """What the engine does with reports here: keep them, and commit at once (the
+        answered parts' window slots free)."""
+        async for report in self._outcomes:
+            got = report if isinstance(report, list) else [report]
+            self.seen.extend(got)
+            answered = sum(len(o.job.parts) for o in got if isinstance(o, Submitted))
+            if answered and self.commit:
+                self.bind.settle(answered)
 
     async def peer(self, *, bound: bool = True) -> Peer:
         peer = await self._peers.receive()
@@ -181,12 +195,6 @@ class Harness:
 
     def outcomes(self, kinds: tuple[type, ...] = ()) -> list[Any]:
         """Take what was reported (only of ``kinds``, if given; the rest stays), flattened."""
-        while True:
-            try:
-                report = self._outcomes.receive_nowait()
-            except trio.WouldBlock:
-                break
-            self.seen.extend(report if isinstance(report, list) else [report])
         taken = [o for o in self.seen if not kinds or isinstance(o, kinds)]
         self.seen = [o for o in self.seen if kinds and not isinstance(o, kinds)]
         return taken

@@ -337,3 +337,26 @@ async def test_the_window_is_never_exceeded(nursery, autojump_clock):
     await peer.flush()
     await peer.read_until(lambda: len(peer.submits) >= 3)
     assert len(peer.submits) == 3
+
+
+async def test_an_answered_message_keeps_its_slots_until_the_engine_commits_it(
+    nursery, autojump_clock
+):
+    """What a crash can resend stays within the window: a slot freed by a response is
+    taken again only once the engine has made the message's outcome durable."""
+    h = Harness(operator(window=2), commit=False)
+    await h.start(nursery)
+    peer = await h.peer()
+    for i in range(4):
+        h.send_job(i)
+    first = await peer.wait_submits(2)
+    for req in first:
+        peer.answer(req)
+    await peer.flush()
+    await h.settle(2)
+    with trio.move_on_after(1):
+        await peer.read()
+    assert len([x for x in peer.seen if isinstance(x, p.SubmitSm)]) == 2  # nothing more yet
+    assert h.bind.unsettled == 2
+    h.bind.settle(2)  # the engine committed both
+    await peer.read_until(lambda: len([x for x in peer.seen if isinstance(x, p.SubmitSm)]) == 4)

@@ -237,12 +237,43 @@ def test_unencodable_fields_are_local_errors_naming_the_field(pdu, field):
 )
 def test_the_fast_decoders_give_what_the_general_decoder_gives(pdu, data):
     from engine.smpp import decode as general
-    from engine.smpp.fastpath import FAST
+    from engine.smpp import fastpath
 
     raw = codec.encode(pdu)
     if data.draw(st.booleans()):  # a response too
         raw = codec.encode(p.SubmitSmResp(sequence=pdu.sequence, message_id=pdu.destination_addr))
     length, cid, status, seq = codec.HEADER.unpack_from(raw)
-    fast = FAST[cid](raw, 16, length, seq, status)
-    if fast is not None:
-        assert fast == general._decode_at(raw, 0, length)
+    decoders = [fastpath.FAST[cid], fastpath.submit_sm_resp, fastpath.deliver_sm]
+    if fastpath.COMPILED is not None:
+        decoders.append(fastpath.COMPILED)
+    for fast in decoders:
+        if (fast is fastpath.submit_sm_resp) != (cid == c.SUBMIT_SM_RESP) and fast is not (
+            fastpath.FAST[cid]
+        ):
+            continue
+        got = fast(raw, 16, length, seq, status)
+        if got is not None:
+            assert got == general._decode_at(raw, 0, length)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300), st.integers(-5, 320), st.integers(-5, 320))
+def test_the_compiled_deliver_sm_agrees_with_the_python_one_on_any_bytes(raw, pos, end):
+    """Hostile bytes and bounds: never a crash, always what the reference gives."""
+    from engine.smpp import fastpath
+
+    if fastpath.COMPILED is None:
+        pytest.skip("the compiled fast path was not built here")
+    pos, end = max(0, pos), min(max(0, end), len(raw))
+    if pos > end:
+        assert fastpath.COMPILED(raw, pos, end, 1, 0) is None
+        return
+    assert fastpath.COMPILED(raw, pos, end, 1, 0) == fastpath.deliver_sm(raw, pos, end, 1, 0)
+
+
+def test_the_compiled_fast_path_is_built_here():
+    """CI builds it from pyproject/setup.py like a fresh machine: it must be there (the
+    pure-Python path is tested all the same)."""
+    from engine.smpp import fastpath
+
+    assert fastpath.COMPILED is not None
