@@ -61,6 +61,7 @@ log = logging.getLogger("volley.engine")
 Receipt = tuple[Inbound, st.RecordReceipt, float | None]  # (the PDU, its record, held since)
 
 HISTORY_SECONDS = 300
+DRAIN_LOOK = 0.1  # seconds between looks for --until-drained when this engine is quiet
 LOG_EVERY = 10  # seconds between throughput log lines
 WINDOW_CLOSED = outcomes.WINDOW_CLOSED
 
@@ -206,7 +207,10 @@ class Engine:
 
     async def _stop_when_drained(self) -> None:
         while True:
-            await self._activity.wait()
+            # After this engine's commits; and at least every DRAIN_LOOK seconds, for what
+            # other processes do to the store (engine processes, enqueue, cancel) tells none.
+            with trio.move_on_after(DRAIN_LOOK):
+                await self._activity.wait()
             self._activity = trio.Event()
             await self.writer.idle()
             if await self.drained():
