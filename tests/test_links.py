@@ -1,8 +1,11 @@
 """Short links: finding URLs in texts, codes, preview robots, tracking at ingest."""
 
 import collections
+import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import config, ingest, links
 from engine.smpp import encoding
@@ -144,3 +147,17 @@ def test_a_bad_links_section_names_the_key():
             config.ConfigError, match=expected.replace("[", r"\[").replace("?", r"\?")
         ):
             cfg(doc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["http://", "https://"]),
+    st.text(alphabet=string.ascii_letters + string.digits + ".-", min_size=1, max_size=20),
+    st.text(max_size=40) | st.text(alphabet=string.printable, max_size=40),
+)
+def test_a_location_is_what_quoting_gives(scheme, host, rest):
+    from engine.http.links import location, quoted
+
+    url = f"{scheme}{host}/{rest}"
+    location.cache_clear()
+    assert location(url) == quoted(url)

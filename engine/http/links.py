@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -38,9 +39,20 @@ _NO_STORE = [
 ]
 
 
+_UNSAFE = re.compile(r'[^\x21-\x7e]|["<>\\^`{|}]')  # what quoting would change
+
+
 @functools.lru_cache(maxsize=4096)  # a campaign's links share a few URLs
 def location(url: str) -> bytes:
     """A URL as written in a text, as an ASCII Location header (IDNA host, %-encoded rest)."""
+    host = url.split("/", 3)[2] if url.count("/") >= 2 else ""
+    if not _UNSAFE.search(url) and host == host.lower():
+        return url.encode("ascii")  # already what quoting gives (the usual case)
+    return quoted(url)
+
+
+def quoted(url: str) -> bytes:
+    """The long way of :func:`location`: split, IDNA-encode the host, %-encode the rest."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
