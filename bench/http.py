@@ -42,6 +42,7 @@ def body(n: int) -> bytes:
 def _config(folder: str) -> config.Config:
     return config.parse(
         f'[store]\npath = "{Path(folder) / "db"}"\n[control]\nsocket = "{folder}/v.sock"\n'
+        '[http]\nmax_body = "1GB"\n'  # a million lines is ~110 MB: over the default 64 MB
         '[[operators]]\nname = "op"\n'.encode()
     )
 
