@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import trio
 
@@ -64,7 +64,10 @@ def quoted(url: str) -> bytes:
     if "@" in parts.netloc:  # user info, kept as written (percent-encoded)
         netloc = quote(parts.netloc.rsplit("@", 1)[0], safe=_SAFE) + "@" + netloc
     path, query, fragment = (quote(x, safe=_SAFE) for x in parts[2:])
-    return urlunsplit((parts.scheme, netloc, path, query, fragment)).encode("ascii")
+    before_fragment = url.split("#", 1)[0]
+    tail = f"?{query}" if "?" in before_fragment else ""  # an empty "?" or "#" is kept
+    tail += f"#{fragment}" if "#" in url else ""
+    return f"{parts.scheme}://{netloc}{path}{tail}".encode("ascii")
 
 
 class ClickWriter:
