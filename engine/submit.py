@@ -54,7 +54,11 @@ class SubmitBuilder:
     ) -> list[SubmitSm]:
         """The parts of one message, in order; raises encoding.TextTooLong."""
         dest = to.removeprefix("+")
-        parts = self._split(dest, text)
+        return self._pdus(dest, self._split(dest, text), sender, validity_period)
+
+    def _pdus(
+        self, dest: str, parts: list[encoding.Part], sender: str, validity_period: str
+    ) -> list[SubmitSm]:
         src_ton, src_npi, src = self.source(sender)
         return [
             SubmitSm(
@@ -94,22 +98,18 @@ class SubmitBuilder:
         """The parts of one message as encoded submit_sm bodies (``Session.send_body``):
         byte for byte what encoding :meth:`build`'s PDUs gives, without building them."""
         dest = to.removeprefix("+")
+        parts: list[encoding.Part] | None = None
         if self._op.data_coding == "auto" and encoding.plain_gsm(text, single=True):
             sms = [(text.encode("ascii"), 0, self._op.gsm_data_coding)]
         else:
             parts = self._split(dest, text)
             if any(part.sar or part.message_payload is not None for part in parts):
-                return tuple(
-                    encode_body(pdu)
-                    for pdu in self.build(to, text, sender, validity_period=validity_period)
-                )
+                return self._encoded(dest, parts, sender, validity_period)
             sms = [(part.short_message, part.esm_class, part.data_coding) for part in parts]
         prefix = self._prefixes.get(sender) or self._prefix(sender)
         if len(dest) > 20 or len(validity_period) not in (0, 16) or not dest.isascii():
-            return tuple(
-                encode_body(pdu)
-                for pdu in self.build(to, text, sender, validity_period=validity_period)
-            )
+            parts = self._split(dest, text) if parts is None else parts
+            return self._encoded(dest, parts, sender, validity_period)
         middle = b"\x01\x01" + dest.encode("ascii") + b"\0"
         validity = validity_period.encode("ascii") + b"\0" if validity_period else b"\0"
         reg = self._registered
@@ -126,6 +126,12 @@ class SubmitBuilder:
             )
             for sm, esm, dcs in sms
         )
+
+    def _encoded(
+        self, dest: str, parts: list[encoding.Part], sender: str, validity_period: str
+    ) -> tuple[bytes, ...]:
+        """The long way, on parts already split (their concatenation references kept)."""
+        return tuple(encode_body(pdu) for pdu in self._pdus(dest, parts, sender, validity_period))
 
     def _prefix(self, sender: str) -> bytes:
         """service_type (empty), the source's TON, NPI and address, encoded: one per sender."""

@@ -6,6 +6,12 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a red CI blocks a landing); `make test` on a
+# desk draws new ones each time, which is how the edge cases get found.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture
