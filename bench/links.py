@@ -114,7 +114,12 @@ def prepare(folder: Path, codes: int, processes: int = 1) -> tuple[Path, int, li
     return path, port, made
 
 
-def start_server(cfg_path: Path, port: int, pinned: bool = True) -> subprocess.Popen:
+def start_server(
+    cfg_path: Path, port: int, pinned: bool = True, processes: int = 1
+) -> subprocess.Popen:
+    """`volley serve`, once each of its links processes listens (wrk's connections are
+    made once, at the start: those made before a process listens never reach it)."""
+
     def pin() -> None:
         if pinned and (os.cpu_count() or 1) >= 2:
             os.sched_setaffinity(0, {0})
@@ -126,15 +131,20 @@ def start_server(cfg_path: Path, port: int, pinned: bool = True) -> subprocess.P
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        if listening(port) >= processes:
             return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("volley serve exited") from None
-            time.sleep(0.05)
+        if proc.poll() is not None:
+            raise RuntimeError("volley serve exited")
+        time.sleep(0.05)
     proc.kill()
     raise RuntimeError("volley serve did not start")
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:port (each links process has its own)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = f"0100007F:{port:04X}"
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
 
 
 def run_wrk(port: int, codes_file: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -262,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path, port, codes = prepare(folder, args.codes, args.processes)
         codes_file = folder / "codes.txt"
         codes_file.write_text("\n".join(codes) + "\n")
-        server = start_server(cfg_path, port, pinned=args.processes == 1)
+        server = start_server(cfg_path, port, pinned=args.processes == 1, processes=args.processes)
         try:
             if generator == "wrk":
                 result = run_wrk(port, codes_file, args)

@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--links-listen", metavar="ADDR", help="override [links] listen (host:port)"
     )
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
-    parser.add_argument("--links-fd", type=int, help=argparse.SUPPRESS)  # a links worker
+    parser.add_argument("--links-worker", metavar="ADDR", help=argparse.SUPPRESS)  # a links worker
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = msgspec.structs.replace(
             cfg, links=msgspec.structs.replace(cfg.links, listen=args.links_listen)
         )
-    if args.links_fd is not None:
+    if args.links_worker is not None:
         return _links_worker(cfg, args)
     logs.setup(cfg, as_json=args.log_json)
     token = os.environ.get(cfg.http.token_env, "").strip() or None
@@ -131,24 +131,16 @@ def _webhook_secret(cfg) -> bytes | None:
 
 
 def _links_listener(cfg, args: argparse.Namespace) -> tuple[str, list[subprocess.Popen]]:
-    """The links listener's address; with [links] processes > 1, a socket bound here
-    (fd://N) that N - 1 worker processes answer on too."""
+    """The links listener's address; with [links] processes > 1, a socket of its own (fd://N)
+    and N - 1 worker processes, each listening on the same port with one of its own."""
     if cfg.links.processes == 1:
         return cfg.links.listen, []
-    from engine.http.server import hypercorn_config
-
-    hc = hypercorn_config(cfg.links.listen, 0.0)
-    (sock,) = hc.create_sockets().insecure_sockets  # OSError: cannot listen
-    sock.listen(hc.backlog)
-    fd = sock.detach()  # hypercorn's fd:// socket owns it from here (and closes it)
+    fd, address = _links_socket(cfg.links.listen, cfg.links.processes)
     command = [sys.executable, "-m", "engine", "serve", "--config", args.config,
-               "--links-fd", str(fd), *(["--log-json"] if args.log_json else [])]  # fmt: skip
-    if args.links_listen:
-        command += ["--links-listen", args.links_listen]
+               "--links-worker", address, *(["--log-json"] if args.log_json else [])]  # fmt: skip
     workers = [
         subprocess.Popen(
             command,
-            pass_fds=(fd,),
             env={**os.environ, "VOLLEY_LINKS_WORKER": str(i)},
             preexec_fn=_die_with_parent,
         )
@@ -156,6 +148,22 @@ def _links_listener(cfg, args: argparse.Namespace) -> tuple[str, list[subprocess
     ]
     log.info("links answered by %d processes", cfg.links.processes)
     return f"fd://{fd}", workers
+
+
+def _links_socket(address: str, processes: int) -> tuple[int, str]:
+    """A listening socket on ``address`` with SO_REUSEPORT, and the address it got (port 0
+    resolved). Each links process listens on one of its own, so the kernel spreads new
+    connections over the processes that listen (with one shared socket, the process that
+    woke first accepted every connection of a burst), and none waits for a process that
+    is still starting."""
+    from engine.http.server import hypercorn_config
+
+    hc = hypercorn_config(address, 0.0)
+    hc.workers = processes  # hypercorn sets SO_REUSEPORT when there are workers
+    (sock,) = hc.create_sockets().insecure_sockets  # OSError: cannot listen
+    sock.listen(hc.backlog)
+    host, port = sock.getsockname()[:2]
+    return sock.detach(), f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _die_with_parent() -> None:
@@ -182,7 +190,8 @@ def _stop_workers(workers: list[subprocess.Popen], graceful: float) -> None:
 
 
 def _links_worker(cfg, args: argparse.Namespace) -> int:
-    """A links worker: the links listener alone, on the socket its parent bound."""
+    """A links worker: the links listener alone, on a socket of its own (SO_REUSEPORT) on
+    the address its parent bound."""
     import trio
 
     from engine import config, logs
@@ -192,10 +201,11 @@ def _links_worker(cfg, args: argparse.Namespace) -> int:
 
     tag = "links" + os.environ.get("VOLLEY_LINKS_WORKER", "")
     logs.setup(cfg, as_json=args.log_json, tag=tag)
+    fd, _ = _links_socket(args.links_worker, cfg.links.processes)
     store = open_store(cfg)
     try:
         graceful = config.seconds(cfg.http.graceful_timeout)
-        listener = Listener("links", Links(store), f"fd://{args.links_fd}")
+        listener = Listener("links", Links(store), f"fd://{fd}")
         return trio.run(_serve, [listener], graceful)
     finally:
         store.close()

@@ -160,7 +160,7 @@ async def test_a_request_cut_by_the_stop_enqueues_nothing(nursery, tmp_path):
 
 
 @pytest.mark.slow
-def test_links_answered_by_several_processes_on_one_socket(tmp_path):
+def test_links_answered_by_several_processes_each_taking_connections(tmp_path):
     from pathlib import Path
 
     from engine import config
@@ -196,17 +196,25 @@ def test_links_answered_by_several_processes_on_one_socket(tmp_path):
         deadline = time.monotonic() + 20
         while True:
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                if len(children) == 2:
-                    break
-            except OSError:
-                pass
+            if len(children) == 2 and _listening(port) == 3:  # each process its own socket
+                break
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
-        for i in range(30):  # a connection each: the kernel hands them to any process
-            r = httpx.get(f"http://127.0.0.1:{port}/code{i:03d}", headers={"User-Agent": phone})
-            assert r.status_code == 302
+        pids = [proc.pid, *map(int, children)]
+        before = {pid: _sockets(pid) for pid in pids}
+        held = []
+        for i in range(30):  # a connection each, kept open: the kernel spreads them
+            conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+            held.append(conn)
+            conn.sendall(
+                f"GET /code{i:03d} HTTP/1.1\r\nHost: s\r\nUser-Agent: {phone}\r\n\r\n".encode()
+            )
+            assert conn.recv(65536).startswith(b"HTTP/1.1 302 ")
+        gained = {pid: _sockets(pid) - before[pid] for pid in pids}
+        assert all(n >= 1 for n in gained.values()), gained  # each process answered some
+        assert sum(gained.values()) >= 30
+        for conn in held:
+            conn.close()
         assert store.step_stats(["b"])["b"].clicks == 30
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
@@ -219,3 +227,26 @@ def test_links_answered_by_several_processes_on_one_socket(tmp_path):
         proc.kill()
         proc.wait()
         store.close()
+
+
+def _sockets(pid: int) -> int:
+    from pathlib import Path
+
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if _readlink(fd).startswith("socket:"))
+
+
+def _readlink(path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed meanwhile
+        return ""
+
+
+def _listening(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:port (SO_REUSEPORT lets several)."""
+    from pathlib import Path
+
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = f"0100007F:{port:04X}"
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
