@@ -30,8 +30,7 @@ from pathlib import Path
 import trio
 
 from bench.smsc import _free_port, _pin, start_simulator
-from engine import config
-from engine.commands.run import tune_collector
+from engine import collector, config
 from engine.service import Engine
 from engine.store import NewMessage, Store
 
@@ -87,7 +86,7 @@ def run_engine(port: int, n: int, binds: int, window: int) -> dict[str, object]:
                 nursery.cancel_scope.cancel()
             return trio.current_time() - t0, _cpu() - cpu0, engine
 
-        tune_collector()  # as `volley run` does
+        collector.tune()  # as `volley run` does
         elapsed, cpu, engine = trio.run(main)
         delivered = store.counts().states["delivered"]
         store.close()

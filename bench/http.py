@@ -7,7 +7,8 @@ on) receives the body from a minimal client in the same process (a raw socket
 writing the request in 1 MB slices, so the client costs next to nothing) and
 answers once every message is committed. The baseline, measured in the same
 run, is the same validation and enqueue without HTTP: `volley enqueue` reading
-the same lines from memory (``ingest.messages`` into ``Store.enqueue``). The
+the same lines from memory (``ingest.messages`` into ``Store.enqueue``). Both
+with the collector set as those commands set it (``engine.collector.tune``). The
 target is 100,000 messages/s over HTTP.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import trio
 
-from engine import config, ingest
+from engine import collector, config, ingest
 from engine.http.api import Api
 from engine.http.server import Listener, serve_all
 from engine.sched.schedule import Scheduler
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    collector.tune()  # as `volley serve` and `volley enqueue` do
     data = body(args.messages)
     baseline = round(max(bench_baseline(data, args.messages) for _ in range(args.repeat)))
     http = round(max(bench_http(data, args.messages) for _ in range(args.repeat)))

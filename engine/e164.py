@@ -20,37 +20,41 @@ from phonenumbers import PhoneMetadata
 
 _SEPARATORS = str.maketrans("", "", " -().")
 _NON_GEO = "001"
-Check = Callable[[str], bool]
+Check = Callable[[str], object]  # truthy: valid
 
 
-def _desc(desc) -> Check | None:
-    """phonenumbers' _is_number_matching_desc for one description, compiled."""
+def _desc(desc) -> str | None:
+    """phonenumbers' _is_number_matching_desc for one description, as a regular expression
+    matched at the start of the national significant number (its lengths a lookahead)."""
     if desc is None or not desc.national_number_pattern:
         return None
-    lengths = frozenset(desc.possible_length or ())
-    pattern = re.compile(desc.national_number_pattern)
+    lengths = sorted(set(desc.possible_length or ()))
+    pattern = f"(?:{desc.national_number_pattern})\\Z"
     if lengths:
-        return lambda nsn: len(nsn) in lengths and pattern.fullmatch(nsn) is not None
-    return lambda nsn: pattern.fullmatch(nsn) is not None
+        return f"(?=(?:{'|'.join(f'.{{{n}}}' for n in lengths)})\\Z){pattern}"
+    return pattern
 
 
 class _Region:
-    """One region's validity test: the general description, then any number type."""
+    """One region's validity test, the general description and then any number type, as
+    one compiled expression (alternatives are tried in full, as ``any`` of fullmatches)."""
 
     def __init__(self, md: PhoneMetadata) -> None:
         self.leading = re.compile(md.leading_digits) if md.leading_digits else None
-        self.general = _desc(md.general_desc)
+        general = _desc(md.general_desc)
         descs = [md.mobile, md.fixed_line] if not md.same_mobile_and_fixed_line_pattern else []
         if md.same_mobile_and_fixed_line_pattern:
             descs = [md.fixed_line]
         descs += [md.premium_rate, md.toll_free, md.shared_cost, md.voip, md.personal_number,
                   md.pager, md.uan, md.voicemail]  # fmt: skip
-        self.types = [c for c in map(_desc, descs) if c is not None]
+        types = [t for t in map(_desc, descs) if t is not None]
+        self.valid: Check = _never
+        if general is not None and types:
+            self.valid = re.compile(f"(?={general})(?:{'|'.join(types)})").match
 
-    def valid(self, nsn: str) -> bool:
-        if self.general is None or not self.general(nsn):
-            return False
-        return any(check(nsn) for check in self.types)
+
+def _never(nsn: str) -> bool:
+    return False
 
 
 _regions: dict[str, _Region | None] = {}
@@ -71,14 +75,14 @@ def valid(cc: int, nsn: str) -> bool | None:
         return None
     if len(codes) == 1:
         region = _region(codes[0])
-        return region is not None and region.valid(nsn)
+        return region is not None and bool(region.valid(nsn))
     for code in codes:  # phonenumbers' _region_code_for_number_from_list
         region = _region(code)
         if region is None:
             continue
         if region.leading is not None:
             if region.leading.match(nsn):
-                return region.valid(nsn)
+                return bool(region.valid(nsn))
         elif region.valid(nsn):
             return True
     return False
@@ -87,23 +91,30 @@ def valid(cc: int, nsn: str) -> bool | None:
 def fast_e164(raw: str) -> str | None:
     """The E.164 form of ``raw`` if phonenumbers would find it valid and keep its digits;
     None: not decided here (the number may still be valid: ask the parser)."""
-    text = raw.strip()
-    if text.startswith("+"):
-        digits = text[1:].translate(_SEPARATORS)
-    elif len(text) >= 8 and not text.startswith("8") and text.isdigit():
-        digits = text  # Volley reads bare international digits as E.164 without +
-    else:
+    digits = raw[1:]
+    if raw[:1] != "+" or not digits.isdigit() or not digits.isascii():  # not "+digits"
+        text = raw.strip()
+        if text.startswith("+"):
+            digits = text[1:].translate(_SEPARATORS)
+        elif len(text) >= 8 and not text.startswith("8") and text.isdigit():
+            digits = text  # Volley reads bare international digits as E.164 without +
+        else:
+            return None
+        if not digits.isdigit() or not digits.isascii():
+            return None
+    if digits[0] == "0":
         return None
-    if not digits.isdigit() or not digits.isascii() or digits[0] == "0":
+    k = 1 if digits[:1] in _CODES else 2 if digits[:2] in _CODES else 3
+    cc = _CODES.get(digits[:k])
+    if cc is None:
         return None
-    for k in (1, 2, 3):
-        cc = int(digits[:k])
-        if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            nsn = digits[k:]
-            if not nsn or nsn[0] == "0":
-                return None
-            return "+" + digits if valid(cc, nsn) else None
-    return None
+    nsn = digits[k:]
+    if not nsn or nsn[0] == "0":
+        return None
+    return "+" + digits if valid(cc, nsn) else None
+
+
+_CODES = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}  # prefix-free
 
 
 class National:

@@ -29,6 +29,7 @@ from engine.store.records import MAX_ID_CHARS, Link, NewMessage
 MAX_ERRORS = 1000
 BUILTIN_KINDS = ("marketing", "transactional")
 FIELDS = ("id", "to", "text", "from", "kind", "not_before", "expires", "track")
+_FIELDS = frozenset(FIELDS)
 TRACKED_KINDS = ("marketing",)  # whose URLs become short links unless "track": false
 _TRUE = {True: True, False: False, "true": True, "false": False, "1": True, "0": False,
          "yes": True, "no": False}  # fmt: skip
@@ -107,7 +108,7 @@ class Validator:
         is also its id when it has none (so that re-running the file adds nothing)."""
         if not isinstance(obj, dict):
             raise BadField("line", "expected a JSON object")
-        unknown = set(obj) - set(FIELDS)
+        unknown = obj.keys() - _FIELDS
         if unknown:
             raise BadField(
                 sorted(unknown)[0], f"unknown field (expected one of {', '.join(FIELDS)})"
@@ -313,7 +314,7 @@ class _Text:
 def _json_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
     decoder = msgspec.json.Decoder()
     for n, line in enumerate(lines, 1):
-        if not line.strip():
+        if not line or line.isspace():
             continue
         try:
             yield n, decoder.decode(line)
@@ -348,7 +349,7 @@ def messages(
     if fmt == "auto":
         fmt = "csv" if name.endswith(".csv") else "jsonl"
     errors: list[str] = []
-    lines = _Text(stream, errors, name)
+    lines = stream if isinstance(stream, io.TextIOBase) else _Text(stream, errors, name)
     rows: Iterable[tuple[int, Any]] = _csv_rows(lines) if fmt == "csv" else _json_lines(lines)
     for n, obj in rows:
         try:

@@ -52,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from engine import config, ingest
+    from engine import collector, config, ingest
     from engine.cli import UsageError
     from engine.sched.schedule import Scheduler
     from engine.store import StoreError
@@ -61,6 +61,7 @@ def main(args: argparse.Namespace) -> int:
     from engine.wiring import open_store
 
     cfg = config.load(args.config)
+    collector.tune()
     name = "<stdin>" if args.file == "-" else args.file
     if args.file == "-" and not args.batch:
         raise UsageError("reading stdin needs --batch ID (to make a re-run idempotent)")

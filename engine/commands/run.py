@@ -45,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import trio
 
-    from engine import config, logs
+    from engine import collector, config, logs
     from engine.control.server import ControlError, claim_path
     from engine.service import Engine
     from engine.store import StoreError, StoreLock
@@ -124,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
                     code = 1
                 nursery.cancel_scope.cancel()
 
-    tune_collector()
+    collector.tune()
     try:
         trio.run(amain)
     finally:
@@ -281,13 +281,3 @@ async def _engine_totals(engine) -> dict[str, int]:
 async def _summed_totals(supervisor) -> dict[str, int]:
     """Every engine process's totals, through the supervisor's merged snapshot."""
     return (await supervisor.snapshot()).totals
-
-
-def tune_collector() -> None:
-    """For an engine process: what start-up made stays out of the cyclic collector, and
-    young objects are collected every 50,000 allocations instead of 700 (the hot path makes
-    short-lived objects by the million; reference counting frees them, cycles are rare)."""
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)

@@ -40,13 +40,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from engine import config
+    from engine import collector, config
     from engine.cli import UsageError
     from engine.segment import report, rules
     from engine.segment.job import Job
     from engine.store import StoreError
 
     cfg = config.load(args.config)
+    collector.tune()
     try:
         as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
     except ValueError:

@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
     import msgspec
     import trio
 
-    from engine import config, logs
+    from engine import collector, config, logs
     from engine.cli import UsageError
     from engine.http.api import Api
     from engine.http.links import Links
@@ -50,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
     from engine.wiring import open_store
 
     cfg = config.load(args.config)
+    collector.tune()
     if args.listen:
         try:
             config.listen_address(args.listen)

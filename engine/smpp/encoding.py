@@ -185,6 +185,8 @@ def _parts_needed(payload: bytes, enc: Encoding, method: str) -> int:
 
 def count_parts(text: str, *, override: str = "auto", method: str = "udh8") -> tuple[Encoding, int]:
     """The encoding and how many SMS parts the text costs."""
+    if override == "auto" and plain_gsm(text, single=True):
+        return Encoding.GSM, 1  # the usual case: one part of plain ASCII
     enc = choose(text, override)
     return enc, _parts_needed(encode_text(text, enc), enc, method)
 
