@@ -286,7 +286,7 @@ SPEC: dict[str, Any] = {
                     ),
                     **_UNAUTHORIZED,
                     "404": _json(_ERROR, "no such batch"),
-                    "501": _json(_ERROR, "this build cannot cancel yet"),
+                    "409": _json(_ERROR, "the store refused the cancel"),
                 },
             },
         },
