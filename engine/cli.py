@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drain": ("engine.commands.drain", "drain the running engine and stop it"),
     "reload": ("engine.commands.reload", "make the running engine read engine.toml again"),
     "numbers": ("engine.commands.numbers", "dead numbers and the stop list"),
+    "webhooks": ("engine.commands.webhooks", "webhook dead letters: list them, send them again"),
     "segment": ("engine.commands.segment", "segment a customer base into batches"),
     "report": ("engine.commands.report", "per batch and campaign: delivered, clicks, replies"),
     "zones": ("engine.commands.zones", "recipients' time zones: the Russian range table"),

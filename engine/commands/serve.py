@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         log.warning("no API token (%s unset): any local user can use the API", cfg.http.token_env)
     elif len(token) < 16:
         log.warning("the API token in %s is short (%d characters)", cfg.http.token_env, len(token))
-    secret = _webhook_secret(cfg)
+    secret = webhook_secret(cfg)
     try:
         store = open_store(cfg)
     except StoreError as exc:
@@ -116,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _webhook_secret(cfg) -> bytes | None:
+def webhook_secret(cfg) -> bytes | None:
     """The HMAC secret of [webhooks] (None: no webhooks); unset is a usage error (exit 2)."""
     from engine.cli import UsageError
 

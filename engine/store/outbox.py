@@ -215,6 +215,28 @@ def dead_letters(
     return out
 
 
+def oldest_dead_letters(
+    txn: lmdb.Transaction, db: dict[str, Any], limit: int
+) -> list[tuple[int, int, DeadLetter]]:
+    """The oldest dead letters first (the order their events happened): (seq, index, letter)."""
+    cur = txn.cursor(db=db["dead_letters"])
+    out: list[tuple[int, int, DeadLetter]] = []
+    if cur.first():
+        for key, raw in cur:
+            out.append((_U64.unpack_from(key)[0], _U32.unpack_from(key, 8)[0], _dead.decode(raw)))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def forget_dead(tx: Tx, keys: Sequence[tuple[int, int]]) -> int:
+    """Dead letters delivered after all (a replay): gone, and counted no more. How many."""
+    letters = tx.db["dead_letters"]
+    gone = sum(tx.txn.delete(_U64.pack(seq) + _U32.pack(index), db=letters) for seq, index in keys)
+    tx.bump(DEAD_KEY, -gone)
+    return gone
+
+
 def decode_letter(raw: bytes) -> DeadLetter:
     return _dead.decode(raw)
 

@@ -439,6 +439,14 @@ class Store:
         write transaction."""
         self._write(lambda tx: ob.acknowledge(tx, done, list(dead)))
 
+    def dead_letters_to_replay(self, limit: int = 100) -> list[ob.Dead]:
+        """The oldest dead letters first, as a replay sends them: (seq, index, letter)."""
+        return self._read(lambda txn: ob.oldest_dead_letters(txn, self.db, limit))
+
+    def forget_dead_letters(self, keys: Sequence[tuple[int, int]]) -> int:
+        """Dead letters delivered by a replay: gone from the list and the count."""
+        return self._write(lambda tx: ob.forget_dead(tx, keys))
+
     def webhook_counts(self) -> tuple[int, int, float | None]:
         """(events waiting in the outbox, events dead-lettered, the time of the oldest
         waiting entry or None)."""

@@ -324,3 +324,79 @@ async def test_httpx_reaches_the_receiver_on_trio(tmp_path):
         assert r.status_code == 200
         stop.set()
     assert app.seen[0][2] != "valid"  # no signature sent
+
+
+@pytest.mark.trio
+async def test_dead_letters_are_listed_and_replayed_in_order_once_the_receiver_takes_them(
+    tmp_path, monkeypatch, capsys
+):
+    from engine.cli import main
+
+    port = free_port()
+    cfg, store = setup(tmp_path, port, retry_for="30s", events='events = ["final"]\n')
+    path = tmp_path / "engine.toml"
+    path.write_text(
+        f'[store]\npath = "{tmp_path / "db"}"\n'
+        f'[webhooks]\nurl = "http://127.0.0.1:{port}/hook"\ntimeout = "2s"\n'
+    )
+    monkeypatch.setenv("VOLLEY_WEBHOOK_SECRET", SECRET.decode())
+    app = Receiver()
+    app.status = 503
+    async with trio.open_nursery() as nursery:
+        await listen(nursery, app, port)
+        sender = sender_for(cfg, store, wall=lambda: NOW + 60)
+        await nursery.start(sender.run)
+        await wait_for(lambda: store.webhook_counts()[:2] == (0, 12))
+        sender.stop()
+        await sender.stopped.wait()
+        store.close()  # the commands open it (LMDB: once per process)
+        capsys.readouterr()
+
+        def cli(*args: str) -> int:
+            return main(["webhooks", *args, "--config", str(path)])
+
+        assert await trio.to_thread.run_sync(cli, "dead", "--json") == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert len(listed) == 12 and {row["type"] for row in listed} == {"final"}
+        assert all(row["error"].endswith("HTTP 503") for row in listed)
+
+        tried = len(app.seen)
+        assert await trio.to_thread.run_sync(cli, "replay") == 1  # still refused: stops at once
+        assert "HTTP 503; stopped" in capsys.readouterr().err
+        assert len(app.seen) == tried + 1
+        assert await trio.to_thread.run_sync(cli, "dead", "--json") == 0
+        assert len(json.loads(capsys.readouterr().out)) == 12
+
+        app.status = 200
+        assert await trio.to_thread.run_sync(cli, "replay", "--limit", "5") == 0
+        assert "5 dead letter(s) delivered, 7 left" in capsys.readouterr().out
+        assert await trio.to_thread.run_sync(cli, "replay") == 0
+        assert "7 dead letter(s) delivered, 0 left" in capsys.readouterr().out
+        nursery.cancel_scope.cancel()
+    replayed = app.seen[tried + 1 :]
+    assert [status for status, *_ in replayed] == [200] * 12
+    assert all(signature == "valid" for _, _, signature, _ in replayed)
+    ids = [tuple(map(int, event.split("."))) for *_, event in replayed]
+    assert ids == sorted(ids)  # oldest first
+    assert sorted(body["key"] for _, body, _, _ in replayed) == sorted(
+        row["body"]["key"] for row in listed
+    )
+    store = open_store(cfg)
+    assert store.dead_letters() == [] and store.webhook_counts()[1] == 0
+    store.check()
+    store.close()
+
+
+def test_replay_needs_a_url_and_its_secret(tmp_path, monkeypatch, capsys):
+    from engine.cli import main
+
+    path = tmp_path / "engine.toml"
+    path.write_text(f'[store]\npath = "{tmp_path / "db"}"\n')
+    assert main(["webhooks", "replay", "--config", str(path)]) == 2
+    assert "webhooks.url is not set" in capsys.readouterr().err
+    path.write_text(f'[store]\npath = "{tmp_path / "db"}"\n[webhooks]\nurl = "http://x/"\n')
+    monkeypatch.delenv("VOLLEY_WEBHOOK_SECRET", raising=False)
+    assert main(["webhooks", "replay", "--config", str(path)]) == 2
+    assert "VOLLEY_WEBHOOK_SECRET is not set" in capsys.readouterr().err
+    assert main(["webhooks", "dead", "--config", str(path)]) == 0
+    assert "no dead letters" in capsys.readouterr().out
