@@ -202,7 +202,11 @@ def _links_worker(cfg, args: argparse.Namespace) -> int:
 
     tag = "links" + os.environ.get("VOLLEY_LINKS_WORKER", "")
     logs.setup(cfg, as_json=args.log_json, tag=tag)
-    fd, _ = _links_socket(args.links_worker, cfg.links.processes)
+    try:
+        fd, _ = _links_socket(args.links_worker, cfg.links.processes)
+    except OSError as exc:
+        log.error("links worker: cannot listen on %s: %s", args.links_worker, exc.strerror or exc)
+        return 1
     store = open_store(cfg)
     try:
         graceful = config.seconds(cfg.http.graceful_timeout)
