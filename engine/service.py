@@ -6,9 +6,10 @@ binds, each bind one connection at a time. Data flows one way: a Dispatcher
 jobs on the operator's queue; binds take jobs in batches as their windows
 allow and report outcomes, a list per read; the outcome loop turns each into a
 store operation (engine/outcomes.py) for the Writer (engine/writer.py), which
-commits them in groups. Inbound PDUs are answered only after their effect is
-committed; a receipt that comes before its submit_sm_resp is committed is held
-(engine/held.py), so a crash in between makes the SMSC send it again.
+commits them in groups. Inbound PDUs (engine/inbound.py) are answered only after
+their effect is committed; a receipt that comes before its submit_sm_resp is
+committed is held (engine/held.py), so a crash in between makes the SMSC send it
+again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import trio
 
 from engine import outcomes
@@ -32,11 +32,9 @@ from engine.control import protocol as cp
 from engine.control.actions import Actions
 from engine.control.server import ControlServer
 from engine.control.views import StoreView
-from engine.held import HeldReceipts
+from engine.inbound import InboundHandler
 from engine.logs import message_debug
-from engine.meters import SentTimes
 from engine.net.bind import Bind
-from engine.net.connection import Connection
 from engine.net.jobs import (
     Inbound,
     Job,
@@ -58,7 +56,6 @@ from engine.smpp import receipts
 from engine.writer import Writer
 
 log = logging.getLogger("volley.engine")
-Receipt = tuple[Inbound, st.RecordReceipt, float | None]  # (the PDU, its record, held since)
 
 HISTORY_SECONDS = 300
 DRAIN_LOOK = 0.1  # seconds between looks for --until-drained when this engine is quiet
@@ -92,13 +89,10 @@ class Engine:
         self._wall_offset = 0.0
         self._db_limiter = trio.CapacityLimiter(1)
         self.writer = Writer(store, self.db, self._committed)
-        self.held = HeldReceipts()
-        self._receipts: list[Receipt] = []  # of the report being handled: committed together
-        self._sent_since_retry = False  # a MarkSent went out since the held receipts were retried
-        self._to_flush: set[Connection] = set()
+        optout = OptOutRules(cfg.stop.keywords, cfg.stop.phrases, cfg.stop.polite)
+        self.inbound = InboundHandler(self, optout)
         self.stopped_now: set[str] = set()  # STOPs received in this run, before commit
         self._stop_exempt = {"transactional"} if cfg.stop.transactional_exempt else set()
-        self._optout = OptOutRules(cfg.stop.keywords, cfg.stop.phrases, cfg.stop.polite)
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self._activity = trio.Event()  # something happened that may leave the engine drained
@@ -113,7 +107,6 @@ class Engine:
         self.errors: Counter[str] = Counter()  # submit statuses and receipt errors
         self.history: deque[float] = deque(maxlen=HISTORY_SECONDS)  # submits/s, per second
         self.rates: dict[str, float] = {}  # per bind and "submit", "receipts": per second
-        self._sent_at = SentTimes()  # for receipt latency
         self.store_view = StoreView(store)
         self.rerouter = Rerouter(cfg, store, self.db, first=part[0] == 0)
         self.stuck = ""  # why --until-drained ended with messages no bind can send
@@ -150,7 +143,7 @@ class Engine:
         return operator
 
     def apply_stop_rules(self, rules: OptOutRules, exempt: set[str]) -> None:
-        self._optout, self._stop_exempt = rules, exempt
+        self.inbound.optout, self._stop_exempt = rules, exempt
 
     async def reload(self) -> str:
         """Read the config file again and apply it (engine/reload.py); ReloadError if refused."""
@@ -282,8 +275,8 @@ class Engine:
         inflight, awaiting, due = await self.db(self._store_quiet, self.now())
         if inflight:
             return False
-        if self.held:  # every sent message's ids are committed: these can never match
-            self._retry_held(give_up=True)
+        if self.inbound.held:  # every sent message's ids are committed: these can never match
+            self.inbound.retry_held(give_up=True)
             return False
         if awaiting:
             return False
@@ -317,12 +310,7 @@ class Engine:
     async def _committed(self) -> None:
         """After each commit: answer what it made durable, retry held receipts, look again
         whether the engine is drained."""
-        connections, self._to_flush = self._to_flush, set()
-        for connection in connections:
-            await connection.flush()
-        if self.held and self._sent_since_retry:
-            self._retry_held()
-        self._sent_since_retry = False
+        await self.inbound.committed()
         self._activity.set()
 
     # -- outcomes: binds -> store operations ---------------------------------
@@ -337,7 +325,7 @@ class Engine:
                     self._outcome(outcome)
                 except Exception:  # one outcome's fault stays with it
                     self._outcome_failed(outcome)
-            self._commit_receipts()
+            self.inbound.commit_receipts()
             if answered:  # their window slots free once their outcomes are durable
                 self.writer.after_commit(partial(self._settle_binds, answered))
             if not self._unread():
@@ -351,14 +339,14 @@ class Engine:
         log.exception("could not handle %s from bind %s", type(outcome).__name__, outcome.bind)
         self.errors["internal error handling an outcome"] += 1
         if isinstance(outcome, Inbound):  # the SMSC will try it again later
-            self.writer.after_commit(lambda: self._ack(outcome, c.ESME_RX_T_APPN))
+            self.writer.after_commit(lambda: self.inbound.ack(outcome, c.ESME_RX_T_APPN))
 
     def _outcome(self, outcome: Outcome) -> None:
         match outcome:
             case Submitted():
                 self._submitted(outcome)
             case Inbound():
-                self._inbound(outcome)
+                self.inbound.handle(outcome)
             case Lost():
                 self._lost(outcome)
             case Vetoed():
@@ -395,9 +383,7 @@ class Engine:
         op = verdict.op
         self.writer.submit(op)
         if isinstance(op, st.MarkSent):
-            self._sent_since_retry = True
-            if op.receipt:
-                self._sent_at.add(job.msg_id, now)
+            self.inbound.sent(job.msg_id, now if op.receipt else None)
             message_debug(log, "sent", key=job.msg_id, number=job.to, smsc_ids=op.smsc_ids)
         elif isinstance(op, st.Fail):
             context: dict[str, object] = {"operator": operator.name, "bind": out.bind}
@@ -413,70 +399,6 @@ class Engine:
         meters.responses(len(out.job.parts), out.accepted, out.answered, out.status)
         self.writer.submit(outcomes.lost(out, self.cfg.store.on_crash_inflight, self.now()))
 
-    def _inbound(self, inb: Inbound) -> None:
-        if not receipts.is_receipt(inb.pdu.esm_class):
-            self._mo(inb)
-            return
-        self.totals["receipts"] += 1
-        operator = self.binds[inb.bind][0]
-        parsed = outcomes.receipt(inb.pdu, operator.cfg, self.now())
-        if isinstance(parsed, receipts.ReceiptError):
-            self.event(f"unparseable receipt from {inb.bind}: {parsed.reason}")
-            self.writer.after_commit(lambda: self._ack(inb))
-            return
-        rec, op = parsed
-        if rec.state != st.records.DELIVERED:
-            self.errors[f"receipt {rec.stat} err:{rec.err_raw or '-'}"] += 1
-        operator.meters.receipts[rec.stat] += 1
-        self._record_receipt(inb, op, None)
-
-    def _record_receipt(self, inb: Inbound, op: st.RecordReceipt, since: float | None) -> None:
-        """A receipt to commit with the others of its read (``_commit_receipts``); one that
-        matches nothing yet is held (since its first try)."""
-        self._receipts.append((inb, op, since))
-
-    def _commit_receipts(self) -> None:
-        if self._receipts:
-            batch, self._receipts = self._receipts, []
-            self.writer.submit_all([op for _, op, _ in batch], partial(self._settle, batch))
-
-    def _settle(self, batch: list[Receipt], results: list[st.Result]) -> None:
-        """After their commit: acknowledge the receipts, or hold those that matched nothing."""
-        for (inb, op, since), result in zip(batch, results, strict=True):
-            if op.hold and result.detail == "unmatched":
-                self._unmatched(inb, op, since)
-                continue
-            self._ack(inb)
-            if result.ok and op.final:
-                sent = self._sent_at.pop(result.id)
-                if sent is not None:
-                    meter = self.binds[inb.bind][0].meters.receipt_latency
-                    meter.observe(max(0.0, op.at - sent))
-        self._commit_receipts()
-
-    def _unmatched(self, inb: Inbound, op: st.RecordReceipt, since: float | None) -> None:
-        if inb.connection is not None and inb.connection.closed:
-            return  # it can no longer be answered: the SMSC will send it again
-        if not self.held.hold(self.now() if since is None else since, inb, op):
-            self.totals["unmatched"] += 1  # no room to hold it: kept as unmatched, acked
-            self._record_receipt(inb, msgspec.structs.replace(op, hold=False), since)
-
-    def _retry_held(self, give_up: bool = False) -> None:
-        for since, inb, op in self.held.retry(self.now(), give_up):
-            if not op.hold:
-                self.totals["unmatched"] += 1
-            self._record_receipt(inb, op, since)
-        self._commit_receipts()
-
-    def _mo(self, inb: Inbound) -> None:
-        op = outcomes.mo(inb.pdu, inb.bind, self._optout, self.now())
-        self.totals["mo"] += 1
-        self.writer.submit(op)
-        if op.stop:
-            self.stopped_now.add(op.source)
-            self.event(f"opt-out: {inb.pdu.source_addr} sent {op.text!r}, stop-listed")
-        self.writer.after_commit(lambda: self._ack(inb))
-
     def veto(self, job: Job) -> str:
         """Last check before a claimed job goes out: a STOP, or its window closed, since."""
         if job.to in self.stopped_now and job.kind not in self._stop_exempt:
@@ -484,12 +406,6 @@ class Engine:
         if job.closes_at is not None and self.now() >= job.closes_at:
             return WINDOW_CLOSED
         return ""
-
-    def _ack(self, inb: Inbound, status: int = 0) -> None:
-        """Queue the answer on its connection; the writer flushes each once per commit."""
-        connection = inb.connection
-        if connection is not None and connection.ack(inb, status):
-            self._to_flush.add(connection)
 
     # -- housekeeping ---------------------------------------------------------
 
@@ -503,8 +419,8 @@ class Engine:
                 n = await self.db(self.store.expire_sent, now - self.receipt_timeout, now)
                 if n:
                     self.event(f"{n} message(s) had no receipt within receipt_timeout: unknown")
-            if self.held:
-                self._retry_held()
+            if self.inbound.held:
+                self.inbound.retry_held()
             await self.rerouter.sweep(now)
             await self.db(self.store.purge, now - self.retention, 500)
             self._activity.set()

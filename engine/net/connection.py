@@ -3,12 +3,12 @@
 A Connection lives for exactly one connection, the way hypercorn gives each
 TCP connection its own object: it owns the stream, the sans-IO Session, the
 nursery of its tasks (reader, sender, keepalive) and the in-flight table
-``sequence -> (message, part, written at)``. Whatever ends it (the peer, a
-protocol error, a timeout, a reset, a stop), :meth:`Connection.run` returns
-only after every job it took is reported: Submitted once every part was
-answered, Unsent when none of its bytes went out, Lost otherwise. Nothing that
-happens on the connection escapes it as an exception: ``run`` returns why it
-ended.
+``sequence -> (message, part, written at)`` (engine/net/inflight.py). Whatever
+ends it (the peer, a protocol error, a timeout, a reset, a stop),
+:meth:`Connection.run` returns only after every job it took is reported:
+Submitted once every part was answered, Unsent when none of its bytes went out,
+Lost otherwise. Nothing that happens on the connection escapes it as an
+exception: ``run`` returns why it ended.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from engine.net.jobs import Inbound, Job, Lost, Outcome, Submitted, Unsent, Vetoed
+from engine.net.inflight import InFlight, Progress
+from engine.net.jobs import Inbound, Job, Outcome, Vetoed
 from engine.smpp import constants as c
 from engine.smpp.errors import ProtocolError
 from engine.smpp.pdu import (
@@ -30,11 +31,8 @@ from engine.smpp.pdu import (
     DataSm,
     DeliverSm,
     EnquireLink,
-    GenericNack,
-    Pdu,
     Unbind,
 )
-from engine.smpp.receipts import checked_id
 from engine.smpp.session import (
     BindFailed,
     Bound,
@@ -76,32 +74,6 @@ class _Fault(Exception):
     """This connection must end, for the reason given."""
 
 
-class _Progress:
-    """How far one job has gone on this connection (never kept on the Job itself)."""
-
-    __slots__ = ("accepted", "answered", "bad_id", "ids", "job", "status", "written")
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.written = 0
-        self.answered = 0
-        self.accepted = 0
-        self.ids: list[str] = [""] * len(job.parts)
-        self.status = 0
-        self.bad_id = ""
-
-
-class _Part:
-    """An in-flight part: its job's progress, its index, when its bytes were written."""
-
-    __slots__ = ("index", "progress", "written_at")
-
-    def __init__(self, progress: _Progress, index: int) -> None:
-        self.progress = progress
-        self.index = index
-        self.written_at: float | None = None
-
-
 class Connection:
     def __init__(self, bind: Bind, stream: trio.abc.Stream) -> None:
         self.bind = bind
@@ -110,9 +82,7 @@ class Connection:
         self.stream = stream
         self.session = Session(Role.ESME, window=bind.op.window)
         self._timeout = bind.timeout
-        self._inflight: dict[int, _Part] = {}
-        self._progress: dict[int, _Progress] = {}
-        self._unwritten: list[int] = []
+        self._inflight = InFlight(bind)
         self._write_lock = trio.Lock()
         self._window_open = trio.Event()
         self._stop_asked = False
@@ -223,16 +193,7 @@ class Connection:
         raise _Fault(f"no bind_resp within {self._timeout:g}s")
 
     async def _report_unfinished(self) -> None:
-        reason = self._reason or "connection closed"
-        unfinished: list[Outcome] = [
-            Lost(p.job, reason, self.name, p.answered, p.accepted, p.status)
-            if p.written
-            else Unsent(p.job, self.name)
-            for p in self._progress.values()
-        ]
-        self._progress.clear()
-        self._inflight.clear()
-        self.stats.window_used = 0
+        unfinished = self._inflight.unfinished(self._reason or "connection closed")
         if unfinished:
             await self.bind.report(unfinished)
 
@@ -262,7 +223,8 @@ class Connection:
         for ev in events:
             kind = type(ev)
             if kind is ResponseReceived:
-                self._response(ev.request, ev.response, now, out)
+                if self._inflight.answer(ev.request, ev.response, now, out):
+                    self._window_open.set()
             elif kind is RequestReceived and isinstance(ev.pdu, DeliverSm | DataSm):
                 self.stats.receipts += 1
                 out.append(Inbound(ev.pdu, self.name, now, self))
@@ -289,55 +251,6 @@ class Connection:
         if closing:
             raise _Fault(closing)
 
-    def _response(self, request: Pdu, response: Pdu, now: float, out: list[Outcome]) -> None:
-        part = self._inflight.pop(request.sequence, None)
-        if part is None:
-            return  # enquire_link_resp and the like
-        self._window_open.set()
-        self.stats.window_used = len(self._inflight)
-        if part.written_at is not None:
-            self.bind.observe_latency(now - part.written_at)
-        progress = part.progress
-        status = response.status
-        if type(response) is GenericNack and status == 0:
-            status = c.ESME_RUNKNOWNERR
-        if status == 0:
-            self._accepted(progress, part.index, getattr(response, "message_id", ""))
-        else:
-            self._refused_part(progress, status, now)
-        progress.answered += 1
-        job = progress.job
-        if progress.answered == len(job.parts):
-            del self._progress[job.msg_id]
-            self.bind.unsettled += len(job.parts)  # its slots free once the engine commits
-            ids = tuple(i for i in progress.ids if i)
-            out.append(
-                Submitted(job, progress.status, self.name, ids, progress.bad_id, progress.accepted)
-            )
-
-    def _accepted(self, progress: _Progress, index: int, raw_id: str) -> None:
-        self.stats.submitted += 1
-        progress.accepted += 1
-        smsc_id = checked_id(raw_id)
-        if smsc_id is not None:
-            progress.ids[index] = smsc_id
-            return
-        progress.bad_id = progress.bad_id or (
-            f"part {index + 1} accepted with an unusable message_id {raw_id[:80]!r}"
-        )
-        self.stats.errors += 1
-        self.stats.last_error = progress.bad_id
-        log.warning("bind %s: message %d: %s", self.name, progress.job.msg_id, progress.bad_id)
-
-    def _refused_part(self, progress: _Progress, status: int, now: float) -> None:
-        self.stats.errors += 1
-        self.stats.last_error = f"0x{status:02X} {c.status_description(status)}"
-        if status in c.THROTTLE_STATUSES:
-            self.stats.throttled += 1
-            self.bind.pacer.throttled(now)
-        if progress.status == 0 or status not in c.TRANSIENT_STATUSES:
-            progress.status = status
-
     # -- sending ---------------------------------------------------------------
 
     async def _sender(self) -> None:
@@ -352,7 +265,7 @@ class Connection:
                     if self._stop_asked:
                         break
                     await self._send(job)
-                self.stats.window_used = len(self._inflight)
+                self.stats.window_used = len(self._inflight.parts)
         finally:
             self._sender_done.set()
 
@@ -376,13 +289,11 @@ class Connection:
                 await queue.wait()
             self._idle = None
             jobs = [] if self._stop_asked else queue.take(room)
-        progress = self._progress
-        for job in jobs:
-            progress[job.msg_id] = _Progress(job)
+        self._inflight.take(jobs)
         return jobs
 
     async def _send(self, job: Job) -> None:
-        progress = self._progress[job.msg_id]
+        progress = self._inflight.jobs[job.msg_id]
         bind, session, pacer = self.bind, self.session, self.bind.pacer
         if reason := bind.vetoed(job):
             await self._veto(progress, reason)
@@ -399,11 +310,10 @@ class Connection:
                 await self._veto(progress, reason)
                 return
             seq = session.send_body(c.SUBMIT_SM, body)
-            self._inflight[seq] = _Part(progress, i)
-            self._unwritten.append(seq)
+            self._inflight.queued(seq, progress, i)
 
-    async def _veto(self, progress: _Progress, reason: str) -> None:
-        del self._progress[progress.job.msg_id]
+    async def _veto(self, progress: Progress, reason: str) -> None:
+        self._inflight.drop(progress.job)
         await self.bind.report([Vetoed(progress.job, reason, self.name)])
 
     def _room(self) -> int:
@@ -442,13 +352,7 @@ class Connection:
             if not data:
                 return
             now = trio.current_time()
-            seqs, self._unwritten = self._unwritten, []
-            inflight = self._inflight
-            for seq in seqs:
-                part = inflight.get(seq)
-                if part is not None:
-                    part.written_at = now
-                    part.progress.written += 1
+            self._inflight.written(now)
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = now + self._timeout
                 await self.stream.send_all(data)
@@ -475,7 +379,7 @@ class Connection:
                 await self._flush()
 
     def _check_responses(self, now: float) -> None:
-        for seq, part in self._inflight.items():  # the oldest first: it was written first
+        for seq, part in self._inflight.parts.items():  # the oldest first: it was written first
             if part.written_at is not None and now - part.written_at >= self._timeout:
                 raise _Fault(f"no response to submit_sm seq {seq} within {self._timeout:g}s")
             return
@@ -483,7 +387,7 @@ class Connection:
     async def _drain_and_unbind(self) -> None:
         """Wait for in-flight responses (bounded), then unbind and await unbind_resp."""
         with trio.move_on_after(self._timeout):
-            while self._inflight:
+            while self._inflight.parts:
                 self._window_open = trio.Event()
                 await self._flush()
                 await self._window_open.wait()

@@ -2,7 +2,7 @@
 
 Each takes a PDU's body in place (``buf[pos:end]``) and returns the decoded
 Struct, or None when anything is unusual (a TLV it does not read, a field at
-its limit, a body cut short): the general decoder (engine/smpp/decode.py) then
+its limit, a body cut short): the general decoder (engine/smpp/bodies.py) then
 decodes it and names what is wrong. Both are property-tested to give exactly
 what the general decoder gives.
 

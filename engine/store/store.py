@@ -12,7 +12,8 @@ The work is split by concern: enqueue.py (loads), flow.py (claim, promote, the
 moves of a claimed message), receipts.py (sent, receipts, inbound messages),
 sweeps.py (receipt timeout, retention), numbers.py (stop list, dead numbers,
 failures, caps), batches.py (pause, cancel, re-route), readers.py, recovery.py,
-check.py. Each takes the store and, for writes, the transaction (tx.py).
+check.py. Each takes the store and, for writes, the transaction (tx.py). The
+read-only queries are methods of queries.py's mixin, which the Store inherits.
 
 Campaigns (engine/store/campaign.py: links, clicks, contacts, engagement) are
 called from the store's own transactions, so what they write commits or aborts
@@ -36,7 +37,7 @@ from typing import Protocol, TypeVar
 
 import lmdb
 
-from engine.store import batches, check, enqueue, flow, hotpath, numbers, readers, recovery, sweeps
+from engine.store import batches, enqueue, flow, hotpath, numbers, readers, recovery, sweeps
 from engine.store import campaign as camp
 from engine.store import layout as L
 from engine.store import outbox as ob
@@ -44,6 +45,7 @@ from engine.store import records as r
 from engine.store.enqueue import check_batch_id
 from engine.store.errors import StoreError
 from engine.store.lock import StoreLock
+from engine.store.queries import Queries
 from engine.store.tx import Names, Tx
 
 __all__ = ["LOAD_CHUNK", "Store", "check_batch_id"]
@@ -69,7 +71,7 @@ class PrunePolicy(Protocol):
     def dead(self, outcomes: Sequence[r.Outcome], route: str) -> bool: ...
 
 
-class Store:
+class Store(Queries):
     def __init__(self, env: lmdb.Environment, path: Path, readonly: bool, max_map: int) -> None:
         self.env = env
         self.path = path
@@ -216,6 +218,9 @@ class Store:
                 self.env.set_mapsize(0)
         raise StoreError(f"{self.path}: the map keeps being resized; try again")
 
+    def _query(self, fn: Callable[[Store, lmdb.Transaction], T]) -> T:
+        return self._read(lambda txn: fn(self, txn))
+
     # -- producer ----------------------------------------------------------------
 
     def enqueue(
@@ -239,17 +244,6 @@ class Store:
         """
         step = enqueue.Step(campaign, segment)
         return enqueue.enqueue(self, batch, messages, now, progress, drop_dead, LOAD_CHUNK, step)
-
-    def screen(
-        self, numbers_: Sequence[str], kind: str, now: float, cap: tuple[int, float] | None = None
-    ) -> list[str]:
-        """Why each number should not be messaged now: "dead", "stopped", "capped" or "".
-
-        For producers that exclude before enqueueing (one read transaction per
-        call): pruned and stop-listed numbers, and those over the kind's
-        frequency cap, or over ``cap`` (max, period seconds) when given.
-        """
-        return self._read(lambda txn: numbers.screen(self, txn, numbers_, kind, now, cap))
 
     # -- the engine's hot path ------------------------------------------------
 
@@ -354,179 +348,26 @@ class Store:
     def mark_dead(self, number: str, evidence: list[r.Outcome], at: float, ttl: float) -> None:
         self._write(lambda tx: numbers.mark_dead(self, tx, number, evidence, at, ttl))
 
-    def is_stopped(self, number: str) -> bool:
-        return self._read(lambda txn: numbers.is_stopped(self, txn, number))
-
-    def list_stopped(self) -> list[tuple[str, r.StopEntry]]:
-        return self._read(lambda txn: numbers.listed(self, txn, "stop"))
-
-    def list_dead(self) -> list[tuple[str, r.DeadEntry]]:
-        return self._read(lambda txn: numbers.listed(self, txn, "dead"))
-
-    def history(self, number: str) -> r.NumberHistory:
-        return self._read(lambda txn: numbers.history(self, txn, number))
-
-    def number_counts(self) -> tuple[int, int]:
-        """(dead, stopped): how many numbers are pruned and how many stop-listed."""
-        return self._read(lambda txn: numbers.counts(self, txn))
-
-    def list_mo(self) -> list[r.Mo]:
-        return self._read(lambda txn: readers.list_mo(self, txn))
-
-    # -- campaigns: links, clicks, replies, memory (engine/store/campaign.py) -------
-
-    def resolve_link(self, code: str) -> r.LinkTarget | None:
-        """Where a short link's code leads (one read), or None."""
-        return self._read(lambda txn: camp.resolve(txn, self.db, code))
+    # -- campaigns' clicks (campaign.py) and the webhooks' outbox (outbox.py) ---------
 
     def record_clicks(self, clicks: Sequence[r.ClickIn]) -> int:
         """Clicks, in one write transaction (a group commit); how many were kept."""
         return self._write(lambda tx: camp.record_clicks(tx, clicks))
-
-    def engagement(self, msg_id: int, limit: int = 100) -> tuple[r.Engagement, list[r.Click]]:
-        """What came back from one message: its counters and its clicks (oldest first)."""
-
-        def read(txn: lmdb.Transaction) -> tuple[r.Engagement, list[r.Click]]:
-            eng = camp.engagement(txn, self.db, msg_id) or r.Engagement()
-            return eng, camp.clicks_of(txn, self.db, msg_id, limit)
-
-        return self._read(read)
-
-    def step_stats(self, batches: Iterable[str] | None = None) -> dict[str, r.StepStats]:
-        """Clicks, clickers, replies and opt-outs per batch (every batch with any, if None)."""
-
-        def read(txn: lmdb.Transaction) -> dict[str, r.StepStats]:
-            if batches is not None:
-                return {b: camp.step_stats(txn, self.db, b) for b in batches}
-            cur = txn.cursor(db=self.db["steps"])
-            names = [bytes(k).decode() for k, _ in cur if k[:1] != b"\0"]
-            return {b: camp.step_stats(txn, self.db, b) for b in names}
-
-        return self._read(read)
-
-    def batch_infos(self, campaign_name: str | None = None) -> dict[str, r.BatchInfo]:
-        """The published batches (of one campaign), by id."""
-        return self._read(lambda txn: readers.batch_infos(self, txn, campaign_name))
-
-    def contacts(self, number: str) -> list[int]:
-        """The ids of the campaign steps' messages to ``number``, oldest first."""
-        return self._read(lambda txn: camp.contacts(txn, self.db, number))
-
-    def memory(self, numbers_: Sequence[str], campaign_name: str) -> dict[str, dict[str, r.Memory]]:
-        """Per number, per segment of ``campaign_name``: what its earlier steps did
-        (sent, delivered, clicked, replied, when); numbers it never reached are left out."""
-        segments = {b: i.segment for b, i in self.batch_infos(campaign_name).items()}
-
-        def read(txn: lmdb.Transaction) -> dict[str, dict[str, r.Memory]]:
-            claimed = readers.claims(self, txn)
-
-            def message(msg_id: int) -> r.Message | None:
-                return readers.get(self, txn, msg_id, claimed=claimed)
-
-            return camp.memory(txn, self.db, numbers_, segments, message)
-
-        return self._read(read) if segments else {}
-
-    # -- webhooks: the outbox (engine/store/outbox.py) -----------------------------------
-
-    def outbox_events(self, after: int = 0, entries: int = 64) -> tuple[list[ob.Event], int]:
-        """Events not yet delivered, in order, from up to ``entries`` outbox entries after
-        seq ``after``; and the last seq read (``after`` for the next call)."""
-        return self._read(lambda txn: ob.events(self, txn, after, entries))
 
     def acknowledge(self, done: dict[int, list[int]], dead: Sequence[ob.Dead] = ()) -> None:
         """Events delivered (seq -> indexes) or dead-lettered: out of the outbox, in one
         write transaction."""
         self._write(lambda tx: ob.acknowledge(tx, done, list(dead)))
 
-    def dead_letters_to_replay(self, limit: int = 100) -> list[ob.Dead]:
-        """The oldest dead letters first, as a replay sends them: (seq, index, letter)."""
-        return self._read(lambda txn: ob.oldest_dead_letters(txn, self.db, limit))
-
     def forget_dead_letters(self, keys: Sequence[tuple[int, int]]) -> int:
         """Dead letters delivered by a replay: gone from the list and the count."""
         return self._write(lambda tx: ob.forget_dead(tx, keys))
 
-    def webhook_counts(self) -> tuple[int, int, float | None]:
-        """(events waiting in the outbox, events dead-lettered, the time of the oldest
-        waiting entry or None)."""
-
-        def read(txn: lmdb.Transaction) -> tuple[int, int, float | None]:
-            oldest = ob.oldest(txn, self.db)
-            return (readers.counter(self, txn, ob.BACKLOG_KEY),
-                    readers.counter(self, txn, ob.DEAD_KEY),
-                    None if oldest is None else oldest / 1000)  # fmt: skip
-
-        return self._read(read)
-
-    def dead_letters(self, limit: int = 100) -> list[ob.Dead]:
-        """The latest dead-lettered events, newest first: (seq, index, letter)."""
-        return self._read(lambda txn: ob.dead_letters(txn, self.db, limit))
-
-    # -- readers -----------------------------------------------------------------------
-
-    def get(self, msg_id: int) -> r.Message | None:
-        """One message, with its effective state (queued, scheduled, in flight...)."""
-        return self._read(lambda txn: readers.get(self, txn, msg_id))
-
-    def message_history(self, msg_id: int) -> list[r.Transition]:
-        """A message's rare transitions (requeued, retried, scheduled, re-routed, unknown,
-        intermediate receipts), oldest first; its body and status record tell the rest."""
-        return self._read(lambda txn: readers.message_history(self, txn, msg_id))
-
-    def find(self, batch: str, ext_id: str) -> r.Message | None:
-        """The message the upstream calls ``ext_id`` in ``batch`` (its batch index entry)."""
-        return self._read(lambda txn: readers.find(self, txn, batch, ext_id))
+    # -- readers (the one-transaction queries are in queries.py) -----------------------
 
     def messages(self, batch: str | None = None) -> Iterator[r.Message]:
         """Every message (of a batch), in id order: for tests, exports and tools."""
         return readers.messages(self, batch)
-
-    def counts(self) -> r.Counts:
-        return self._read(lambda txn: readers.counts(self, txn))
-
-    def due_count(self, now: float) -> int:
-        """Messages that could be sent now: queued, plus scheduled whose time has come."""
-        return self._read(lambda txn: readers.due_count(self, txn, now))
-
-    def scheduled_by_hour(self, limit: int = 1_000_000) -> dict[int, int]:
-        """Scheduled messages by due hour (epoch seconds of the hour's start)."""
-        return self._read(lambda txn: readers.scheduled_by_hour(self, txn, limit))
-
-    def awaiting_receipts(self) -> int:
-        """Sent messages still waiting for their final receipt."""
-        return self._read(lambda txn: readers.counter(self, txn, L.AWAITING_KEY))
-
-    def batch_progress(self, batch: str) -> dict[str, int]:
-        return self._read(lambda txn: readers.batch_progress(self, txn, batch))
-
-    def paused_batches(self) -> list[str]:
-        return self._read(lambda txn: readers.paused_batches(self, txn))
-
-    def queue_heads(self) -> dict[str, float]:
-        """Route → since when the next message to be claimed on it has been due (epoch s)."""
-        return self._read(lambda txn: readers.queue_heads(self, txn))
-
-    def list_unmatched(self, last: int = 20) -> list[r.Unmatched]:
-        """The most recent receipts that matched no message, newest first (for diagnosis)."""
-        return self._read(lambda txn: readers.list_unmatched(self, txn, last))
-
-    def routing_table(self) -> str:
-        """The fingerprint of the routing table the queue was last routed with."""
-        return self._read(lambda txn: readers.routing_table(self, txn))
-
-    def ready_routes(self) -> list[str]:
-        """The routes with queued messages (paused batches' excepted): one seek per route."""
-        return self._read(lambda txn: readers.ready_routes(self, txn))
-
-    def ready_count(self, route: str) -> int:
-        """How many messages are queued on ``route``."""
-        return self._read(lambda txn: readers.ready_count(self, txn, route))
-
-    def check(self) -> None:
-        """Raise StoreError naming the first broken invariant: counters equal what they
-        count, every pending message waits in exactly one place, indexes point true."""
-        self._read(lambda txn: check.check(self, txn))
 
     @property
     def in_flight(self) -> int:

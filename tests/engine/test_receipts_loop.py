@@ -157,7 +157,7 @@ async def test_a_receipt_that_never_matches_is_counted_and_acknowledged(nursery,
     cfg = make_config(tmp_path, operator("local", smsc.port, tps=2000))
     store = open_store(cfg)
     engine = Engine(cfg, store)
-    engine.held.seconds = 2.5  # > the 1 s retry period
+    engine.inbound.held.seconds = 2.5  # > the 1 s retry period
     async with trio.open_nursery() as inner:
         await inner.start(engine.run)
         with trio.fail_after(5):

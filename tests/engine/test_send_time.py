@@ -133,7 +133,7 @@ async def test_receipts_past_the_hold_limit_are_stored_as_unmatched(nursery, tmp
     cfg = make_config(tmp_path, operator("local", smsc.port, tps=2000))
     store = Store.open(cfg.resolve(cfg.store.path))
     engine = Engine(cfg, store)
-    engine.held.limit = 2
+    engine.inbound.held.limit = 2
     async with trio.open_nursery() as inner:
         await inner.start(engine.run)
         with trio.fail_after(5):
@@ -152,7 +152,7 @@ async def test_receipts_past_the_hold_limit_are_stored_as_unmatched(nursery, tmp
         with trio.fail_after(5):
             while smsc.counters["receipts_acked"] < 3:
                 await trio.sleep(0.05)
-        assert len(engine.held) == 2
+        assert len(engine.inbound.held) == 2
         assert engine.totals["unmatched"] == 3
         assert store.counts().unmatched_receipts == 3
         await engine.stop()
