@@ -9,6 +9,7 @@ import trio
 
 from engine import config
 from engine.http.api import Api
+from engine.http.links import Links
 from engine.http.server import Listener, serve_all
 from engine.store import Store
 from engine.wiring import open_store
@@ -25,6 +26,7 @@ class Served:
     api: Api
     shutdown: trio.Event
     stopped: trio.Event
+    links_url: str = ""  # with a links listener beside the API
 
     async def stop(self, close: bool = True) -> None:
         """Stop gracefully (as SIGTERM does), then close the store."""
@@ -55,24 +57,24 @@ async def serve(
     *,
     token: str | None = TOKEN,
     store: Store | None = None,
+    links: Links | None = None,
 ) -> Served:
     store = store or open_store(cfg)
     api = Api(cfg, store, token=token, control=cfg.resolve(cfg.control.socket))
+    listeners = [Listener("api", api, "127.0.0.1:0")]
+    if links is not None:
+        listeners.append(Listener("links", links, "127.0.0.1:0"))
     shutdown, stopped = trio.Event(), trio.Event()
 
     async def run(task_status: trio.TaskStatus[dict[str, list[str]]]) -> None:
         try:
-            await serve_all(
-                [Listener("api", api, "127.0.0.1:0")],
-                shutdown,
-                graceful_timeout=2.0,
-                task_status=task_status,
-            )
+            await serve_all(listeners, shutdown, graceful_timeout=2.0, task_status=task_status)
         finally:
             stopped.set()
 
     bound = await nursery.start(run)
-    return Served(bound["api"][0], cfg, store, api, shutdown, stopped)
+    links_url = bound["links"][0] if links is not None else ""
+    return Served(bound["api"][0], cfg, store, api, shutdown, stopped, links_url)
 
 
 def lines(n: int, start: int = 0, text: str = "Hello") -> bytes:

@@ -4,12 +4,12 @@ import httpx
 import pytest
 import trio
 
-from engine.http.api import Api
 from engine.http.links import Links, location
 from engine.http.server import Listener, serve_all
 from engine.wiring import open_store
 
 from .helpers import JSONL, TOKEN, make_config
+from .helpers import serve as serve_api
 
 pytestmark = pytest.mark.trio
 
@@ -20,23 +20,9 @@ PHONE = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Chrome/120.0 Mobile 
 async def serve(nursery, tmp_path, every=0.002):
     cfg = make_config(tmp_path, f'[links]\nbase = "{BASE}"')
     store = open_store(cfg)
-    api = Api(cfg, store, token=TOKEN, control=cfg.resolve(cfg.control.socket))
     links = Links(store, every=every)
-    shutdown, stopped = trio.Event(), trio.Event()
-
-    async def run(task_status):
-        try:
-            await serve_all(
-                [Listener("api", api, "127.0.0.1:0"), Listener("links", links, "127.0.0.1:0")],
-                shutdown,
-                graceful_timeout=2.0,
-                task_status=task_status,
-            )
-        finally:
-            stopped.set()
-
-    bound = await nursery.start(run)
-    return store, links, bound["api"][0], bound["links"][0], shutdown, stopped
+    served = await serve_api(nursery, cfg, store=store, links=links)
+    return store, links, served.url, served.links_url, served.shutdown, served.stopped
 
 
 async def enqueue(api_url, n=3, text="Скидка -20%: https://shop.example/r?utm_source=sms&x=1"):

@@ -3,7 +3,7 @@
 import pytest
 
 from engine import links
-from engine.store import MarkSent, NewMessage, RecordMo, RecordReceipt, Store, StoreError
+from engine.store import MarkSent, NewMessage, RecordMo, RecordReceipt, StoreError
 from engine.store import campaign as camp
 from engine.store.errors import DuplicateId
 from engine.store.records import ClickIn, Link
@@ -18,13 +18,6 @@ def tracked(i, url="https://shop.example/sale?utm_source=sms", number=None, ext=
         to=number or f"+7916{i:07d}", text=text, sender="S", ext_id=ext or str(i), route="op",
         links=found,
     )  # fmt: skip
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "db")
-    yield s
-    s.close()
 
 
 def codes(store):

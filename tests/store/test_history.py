@@ -1,19 +1,9 @@
 """A message's history: times of its main transitions, and the rare ones noted aside."""
 
-import pytest
-
 from engine.lookup import message_view
 from engine.store import MarkSent, NewMessage, RecordReceipt, Requeue, Schedule, Store
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "db")
-    yield s
-    s.check()
-    s.close()
 
 
 def one(store, **kw):

@@ -1,8 +1,6 @@
 """The webhooks' outbox in the store: written with the change it reports, or not at all."""
 
-import pytest
-
-from engine.store import MarkSent, NewMessage, RecordMo, RecordReceipt, Store
+from engine.store import MarkSent, NewMessage, RecordMo, RecordReceipt
 from engine.store.outbox import DeadLetter
 
 NOW = 1_800_000_000.0
@@ -18,14 +16,6 @@ def msgs(n, start=0):
 def receipt(smsc_id, state="delivered", stat="DELIVRD", final=True, at=NOW + 5):
     return RecordReceipt(candidates=(smsc_id,), state=state, final=final, stat=stat, err=0,
                          network_error=None, at=at, operator="op")  # fmt: skip
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "db")
-    yield s
-    s.check()  # the backlog counter equals the events waiting
-    s.close()
 
 
 def sent(store, n):

@@ -27,14 +27,6 @@ def msgs(n, route="op", start=0, **kw):
     ]
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "db")
-    yield s
-    s.check()  # counters equal what they count, every message in one place
-    s.close()
-
-
 def states(store):
     return {k: v for k, v in store.counts().states.items() if v}
 

@@ -42,14 +42,6 @@ def states(store):
     return {k: v for k, v in store.counts().states.items() if v}
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "db")
-    yield s
-    s.check()
-    s.close()
-
-
 # -- what a message costs ------------------------------------------------------------
 
 
