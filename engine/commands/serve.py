@@ -38,7 +38,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import msgspec
     import trio
 
     from engine import collector, config, logs
@@ -51,22 +50,8 @@ def main(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     collector.tune()
-    if args.listen:
-        try:
-            config.listen_address(args.listen)
-        except ValueError as exc:
-            raise UsageError(f"--listen: {exc}") from None
-        cfg = msgspec.structs.replace(
-            cfg, http=msgspec.structs.replace(cfg.http, listen=args.listen)
-        )
-    if args.links_listen:
-        try:
-            config.listen_address(args.links_listen)
-        except ValueError as exc:
-            raise UsageError(f"--links-listen: {exc}") from None
-        cfg = msgspec.structs.replace(
-            cfg, links=msgspec.structs.replace(cfg.links, listen=args.links_listen)
-        )
+    cfg = _listening_on(cfg, "http", args.listen, "--listen")
+    cfg = _listening_on(cfg, "links", args.links_listen, "--links-listen")
     if args.links_worker is not None:
         return _links_worker(cfg, args)
     logs.setup(cfg, as_json=args.log_json)
@@ -114,6 +99,23 @@ def main(args: argparse.Namespace) -> int:
     finally:
         _stop_workers(workers, graceful)
         store.close()
+
+
+def _listening_on(cfg, section: str, address: str | None, flag: str):
+    """``cfg`` with ``[section] listen`` set from the command line (``flag``), if given."""
+    import msgspec
+
+    from engine import config
+    from engine.cli import UsageError
+
+    if not address:
+        return cfg
+    try:
+        config.listen_address(address)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    listener = msgspec.structs.replace(getattr(cfg, section), listen=address)
+    return msgspec.structs.replace(cfg, **{section: listener})
 
 
 def webhook_secret(cfg) -> bytes | None:

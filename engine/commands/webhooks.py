@@ -132,7 +132,7 @@ def _poster(cfg, stack: contextlib.ExitStack) -> Poster:
 def _replay(store, limit: int, post: Poster) -> int:
     delivered: list[tuple[int, int]] = []
     sent, error = 0, None
-    for seq, index, letter in store.dead_letters_to_replay(limit):
+    for seq, index, letter in store.dead_letters(limit, oldest_first=True):
         error = post(f"{seq}.{index}", letter.type, letter.body)
         if error is not None:
             print(f"volley webhooks: event {seq}.{index}: {error}; stopped", file=sys.stderr)

@@ -202,27 +202,14 @@ def oldest(txn: lmdb.Transaction, db: dict[str, Any]) -> int | None:
 
 
 def dead_letters(
-    txn: lmdb.Transaction, db: dict[str, Any], limit: int
+    txn: lmdb.Transaction, db: dict[str, Any], limit: int, oldest_first: bool = False
 ) -> list[tuple[int, int, DeadLetter]]:
-    """The most recent dead letters, newest first: (seq, index, letter)."""
+    """Up to ``limit`` dead letters, newest first, or oldest first (the order their events
+    happened, as a replay sends them): (seq, index, letter)."""
     cur = txn.cursor(db=db["dead_letters"])
     out: list[tuple[int, int, DeadLetter]] = []
-    if cur.last():
-        for key, raw in cur.iterprev():
-            out.append((_U64.unpack_from(key)[0], _U32.unpack_from(key, 8)[0], _dead.decode(raw)))
-            if len(out) >= limit:
-                break
-    return out
-
-
-def oldest_dead_letters(
-    txn: lmdb.Transaction, db: dict[str, Any], limit: int
-) -> list[tuple[int, int, DeadLetter]]:
-    """The oldest dead letters first (the order their events happened): (seq, index, letter)."""
-    cur = txn.cursor(db=db["dead_letters"])
-    out: list[tuple[int, int, DeadLetter]] = []
-    if cur.first():
-        for key, raw in cur:
+    if cur.first() if oldest_first else cur.last():
+        for key, raw in cur.iternext() if oldest_first else cur.iterprev():
             out.append((_U64.unpack_from(key)[0], _U32.unpack_from(key, 8)[0], _dead.decode(raw)))
             if len(out) >= limit:
                 break

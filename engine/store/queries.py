@@ -126,13 +126,10 @@ class Queries:
 
         return self._query(read)
 
-    def dead_letters(self, limit: int = 100) -> list[ob.Dead]:
-        """The latest dead-lettered events, newest first: (seq, index, letter)."""
-        return self._query(lambda s, txn: ob.dead_letters(txn, s.db, limit))
-
-    def dead_letters_to_replay(self, limit: int = 100) -> list[ob.Dead]:
-        """The oldest dead letters first, as a replay sends them: (seq, index, letter)."""
-        return self._query(lambda s, txn: ob.oldest_dead_letters(txn, s.db, limit))
+    def dead_letters(self, limit: int = 100, oldest_first: bool = False) -> list[ob.Dead]:
+        """Dead-lettered events, the latest first (or the oldest, as a replay sends them):
+        (seq, index, letter)."""
+        return self._query(lambda s, txn: ob.dead_letters(txn, s.db, limit, oldest_first))
 
     # -- messages, counts, queues ------------------------------------------------------
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import trio
 
+from bench.links import listening
 from engine import cli
 
 from .helpers import TOKEN, lines, make_config, serve
@@ -196,7 +197,7 @@ def test_links_answered_by_several_processes_each_taking_connections(tmp_path):
         deadline = time.monotonic() + 20
         while True:
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-            if len(children) == 2 and _listening(port) == 3:  # each process its own socket
+            if len(children) == 2 and listening(port) == 3:  # each process its own socket
                 break
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
@@ -241,12 +242,3 @@ def _readlink(path) -> str:
         return os.readlink(path)
     except OSError:  # closed meanwhile
         return ""
-
-
-def _listening(port: int) -> int:
-    """How many sockets listen on 127.0.0.1:port (SO_REUSEPORT lets several)."""
-    from pathlib import Path
-
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    local = f"0100007F:{port:04X}"
-    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
